@@ -1,0 +1,367 @@
+"""The run config: typed, two levels deep, every field documented.
+
+    config = load_config("configs/calculator_grpo.yaml", ["rollout.temperature=0.7"])
+
+A config is a YAML mapping of sections (`env`, `model`, `engine`, `rollout`,
+`algorithm`, `optim`, `train`, `log`) to fields; any field left out takes the default
+below. Overrides are `section.field=value` strings whose value is parsed as YAML
+(`algorithm.regularizers=[epo]`, `model.lora=false`). Unknown keys, wrong types and
+an unknown env name are all errors, reported together in one `ConfigError`.
+
+`env` is the one open section: keys other than `name` and `max_turns` are passed to
+the env's constructor (`env.num_operands=2`), and are checked against its signature.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentrl.errors import ConfigError, EnvNotFound
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, field docstrings are descriptions."""
+
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True
+    )
+
+
+class EnvConfig(Section):
+    """Which environment to train and evaluate on."""
+
+    model_config = ConfigDict(
+        extra="allow", use_attribute_docstrings=True, validate_assignment=True
+    )
+
+    name: str = "calculator"
+    """Registered env name or id (`agentrl envs` lists them), or 'module:name' for a plug-in."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """Step budget per episode; None keeps the env's own default."""
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `agentrl.make`: `max_turns` when set, plus the extra keys."""
+        kwargs = dict(self.model_extra or {})
+        if self.max_turns is not None:
+            kwargs["max_turns"] = self.max_turns
+        return kwargs
+
+
+class ModelConfig(Section):
+    """The policy model and how its parameters are trained."""
+
+    name: str = "default"
+    """'default' (the bundled SmolLM2-135M-Instruct) or a local Hugging Face model directory."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Parameter dtype; 'auto' picks bfloat16 on a GPU that supports it, float32 on CPU."""
+    lora: bool = True
+    """Train LoRA adapters (peft) instead of all parameters."""
+    lora_rank: int = Field(default=16, ge=1)
+    """LoRA rank r."""
+    lora_alpha: float = Field(default=32.0, gt=0)
+    """LoRA scaling alpha (the update is scaled by alpha / r)."""
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
+    """Dropout on the LoRA input."""
+
+
+class EngineConfig(Section):
+    """The inference engine that samples rollouts."""
+
+    backend: Literal["hf", "vllm", "openai"] = "hf"
+    """'hf' (in-process transformers), 'vllm' (GPU, optional extra) or 'openai' (any server)."""
+    base_url: str | None = None
+    """Server URL for the 'openai' backend, e.g. http://127.0.0.1:8000/v1."""
+    max_batch_size: int = Field(default=32, ge=1)
+    """Most sequences decoded together in one batch."""
+    device: str = "auto"
+    """'auto', 'cpu' or a torch device such as 'cuda:0'."""
+
+
+class RolloutConfig(Section):
+    """How episodes are sampled."""
+
+    tasks_per_step: int = Field(default=4, ge=1)
+    """Tasks (prompts) per training step."""
+    samples_per_task: int = Field(default=4, ge=1)
+    """Episodes per task (the group size G; M for branching rollouts)."""
+    max_new_tokens: int = Field(default=128, ge=1)
+    """Most tokens the policy generates in one turn."""
+    max_context_tokens: int = Field(default=2048, ge=16)
+    """Most tokens in an episode's context; an episode that reaches it is truncated."""
+    temperature: float = Field(default=1.0, gt=0)
+    """Sampling temperature."""
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    """Nucleus sampling mass."""
+    top_k: int = Field(default=0, ge=0)
+    """Sample from the k most likely tokens; 0 disables."""
+    branching: Literal["none", "arpo", "aepo"] = "none"
+    """Entropy-based branching at tool-call steps ('arpo', 'aepo'), or 'none' (independent)."""
+    workers: int = Field(default=4, ge=1)
+    """Env worker threads stepping environments."""
+
+
+class AlgorithmConfig(Section):
+    """Advantage, loss and regularisers (see ALGORITHMS.md for the maths)."""
+
+    advantage: str = "grpo"
+    """Advantage estimator by registered name."""
+    loss: str = "ppo_clip"
+    """Policy loss by registered name."""
+    regularizers: list[str] = Field(default_factory=list)
+    """Extra loss terms by registered name, e.g. [epo]."""
+    clip_eps_low: float = Field(default=0.2, ge=0)
+    """Lower PPO clip range epsilon_low."""
+    clip_eps_high: float = Field(default=0.2, ge=0)
+    """Upper PPO clip range epsilon_high (DAPO uses 0.28)."""
+    kl_coef: float = Field(default=0.0, ge=0)
+    """KL-to-reference coefficient; 0 loads no reference model."""
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    """How per-token losses are aggregated."""
+
+
+class OptimConfig(Section):
+    """The optimiser."""
+
+    lr: float = Field(default=1e-5, gt=0)
+    """AdamW learning rate."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """AdamW weight decay."""
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    """Gradient clipping norm."""
+    warmup_steps: int = Field(default=0, ge=0)
+    """Linear warm-up steps."""
+
+
+class TrainConfig(Section):
+    """The training loop."""
+
+    steps: int = Field(default=20, ge=1)
+    """Training steps (one rollout batch and its updates each)."""
+    micro_batch_tokens: int = Field(default=4096, ge=1)
+    """Tokens per forward/backward micro-batch; sequences are packed up to it."""
+    ppo_epochs: int = Field(default=1, ge=1)
+    """Passes over each rollout batch."""
+    seed: int = 0
+    """Seed of every random number generator."""
+    out_dir: str = "runs"
+    """Folder under which each run gets its own directory."""
+    eval_every: int = Field(default=0, ge=0)
+    """Evaluate on the valid split every this many steps; 0 only at the end."""
+    save_every: int = Field(default=0, ge=0)
+    """Save a checkpoint every this many steps; 0 only at the end."""
+
+
+class LogConfig(Section):
+    """Where metrics and trajectories go."""
+
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs the `wandb` package)."""
+    trajectories: bool = True
+    """Save every episode to trajectories.jsonl."""
+
+
+class Config(Section):
+    """A whole run: every section, with defaults for what a file leaves out."""
+
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    """Environment."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """Policy model."""
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    """Inference engine."""
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    """Rollout sampling."""
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    """RL algorithm."""
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    """Optimiser."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """Training loop."""
+    log: LogConfig = Field(default_factory=LogConfig)
+    """Logging."""
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, every field included."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write the resolved config to `run_dir/config.yaml` and return the path."""
+        path = Path(run_dir) / "config.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_yaml())
+        return path
+
+
+def bundled_configs() -> dict[str, Path]:
+    """The recipes shipped with agentrl, by name (file name without `.yaml`)."""
+    from importlib.resources import files
+
+    folder = files("agentrl.configs")
+    return {
+        entry.name.removesuffix(".yaml"): Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    }
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config file path: an existing path, or the name of a bundled recipe."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = bundled_configs()
+    key = path.name.removesuffix(".yaml")
+    if key in bundled:
+        return bundled[key]
+    close = difflib.get_close_matches(key, bundled, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(
+        [
+            f"no config file {str(name_or_path)!r} and no bundled recipe of that name.{hint} "
+            f"Bundled recipes: {', '.join(sorted(bundled)) or 'none'}."
+        ]
+    )
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """Read a YAML config (or start from the defaults), apply overrides, validate.
+
+    Raises `ConfigError` listing every problem: unreadable YAML, malformed overrides,
+    unknown keys (with the closest known key), wrong types, an unknown env name, and
+    env arguments its constructor does not take.
+    """
+    source = str(path) if path is not None else "the defaults"
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = find_config(path)
+        source = str(file)
+        try:
+            loaded = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"not valid YAML: {exc}"], source) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(
+                [f"expected a mapping of sections at the top; got {type(loaded).__name__}"], source
+            )
+        data = loaded or {}
+    problems: list[str] = []
+    for override in overrides:
+        problems += _apply_override(data, override)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems += [_describe(error) for error in exc.errors()]
+    problems += _check_env(data.get("env"))
+    if config is not None:
+        problems += _cross_checks(config)
+    if problems:
+        raise ConfigError(problems, source)
+    assert config is not None
+    return config
+
+
+def _apply_override(data: dict[str, Any], override: str) -> list[str]:
+    key, sep, raw = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        return [
+            f"override {override!r} is malformed: expected section.field=value, "
+            "e.g. rollout.temperature=0.7"
+        ]
+    section, field = parts
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    target = data.setdefault(section, {})
+    if not isinstance(target, dict):
+        return [f"{section}: expected a mapping of fields; got {type(target).__name__}"]
+    target[field] = value
+    return []
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return _unknown_key(error["loc"])
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return f"{location}: {error['msg']}{shown}"
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = Config
+    if len(loc) == 2 and loc[0] in Config.model_fields:
+        annotation = Config.model_fields[loc[0]].annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else Config
+        )
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+    return f"{'.'.join(str(p) for p in loc)}: unknown key{hint}"
+
+
+def _check_env(env: Any) -> list[str]:
+    """An unknown env name, or constructor arguments the env does not take."""
+    from agentrl.registration import constructor_parameters, resolve
+
+    if not isinstance(env, dict):
+        env = {}
+    name = env.get("name", EnvConfig.model_fields["name"].default)
+    if not isinstance(name, str):
+        return []  # the type error is already reported
+    try:
+        env_id = resolve(name)
+    except EnvNotFound as exc:
+        return [f"env.name: {exc}"]
+    accepted = constructor_parameters(env_id)
+    extra = [key for key in env if key not in EnvConfig.model_fields]
+    if accepted is None:
+        return []
+    allowed = sorted(accepted - {"split", "render_mode", "max_turns"})
+    problems = []
+    for key in extra:
+        if key not in accepted or key in ("split", "render_mode"):
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(
+                f"env.{key}: unknown key; {hint}{env_id} takes "
+                f"{', '.join(allowed) or 'no arguments'} "
+                "besides name and max_turns"
+            )
+    return problems
+
+
+def _cross_checks(config: Config) -> list[str]:
+    problems = []
+    if config.engine.backend == "openai" and not config.engine.base_url:
+        problems.append(
+            "engine.base_url: required when engine.backend is 'openai' (e.g. http://127.0.0.1:8000/v1)"
+        )
+    if config.engine.backend != "openai" and config.engine.base_url:
+        problems.append(
+            f"engine.base_url: only the 'openai' backend uses it, but engine.backend is "
+            f"{config.engine.backend!r}; remove it or set engine.backend=openai"
+        )
+    if not config.model.lora:
+        for key in sorted(
+            config.model.model_fields_set & {"lora_rank", "lora_alpha", "lora_dropout"}
+        ):
+            problems.append(
+                f"model.{key}: only used with LoRA, but model.lora is false; "
+                "remove it or set model.lora=true"
+            )
+    return problems

@@ -1,0 +1,251 @@
+"""The env registry: gymnasium's, with short names, "did you mean" and plug-ins.
+
+Envs are registered in gymnasium's registry under versioned ids with lazy string entry
+points, so `gymnasium.make("agentrl/Guess-v0")` works too:
+
+    agentrl.register("agentrl/Guess-v0", entry_point="agentrl.envs.guess:GuessEnv")
+
+`agentrl.make(name)` resolves names case-insensitively, ignoring punctuation:
+`"guess"`, `"Guess"`, `"guess-v0"` and `"agentrl/Guess-v0"` all give the latest
+version of the same env. A name with no match raises `EnvNotFound` with suggestions.
+
+Third-party packages register their envs when imported. Three ways to get them loaded:
+`agentrl.make("my_pkg.envs:echo")` imports `my_pkg.envs` first; an entry point in the
+`agentrl.envs` group (`[project.entry-points."agentrl.envs"] my_pkg = "my_pkg.envs"`)
+is imported the first time a name is not found or the registry is listed; or the user
+imports the package. See docs/adding-an-env.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import parse_env_id
+from rapidfuzz import fuzz, process
+
+from agentrl.core import TextEnv
+from agentrl.errors import EnvNotFound, RegistrationError
+
+PLUGIN_GROUP = "agentrl.envs"
+
+_registered: set[str] = set()
+_plugins_loaded = False
+
+
+def register(
+    id: str,
+    entry_point: str | Callable[..., TextEnv],
+    *,
+    kwargs: dict[str, Any] | None = None,
+    nondeterministic: bool = False,
+) -> None:
+    """Register an env under a versioned id `namespace/Name-vN`.
+
+    `entry_point` is `"package.module:Class"` (imported only when the env is made) or
+    a callable returning a `TextEnv`. The episode budget lives in the env
+    (`max_turns`), not in a gymnasium `TimeLimit` wrapper, so that `fork()` copies it.
+    """
+    try:
+        namespace, name, version = parse_env_id(id)
+    except gym.error.Error as exc:
+        raise RegistrationError(
+            f"Env id {id!r} is malformed: expected 'namespace/Name-vN', e.g. 'mylab/Echo-v0'."
+        ) from exc
+    if namespace is None or version is None:
+        raise RegistrationError(
+            f"Env id {id!r} needs a namespace and a version: expected 'namespace/Name-vN', "
+            f"e.g. '{namespace or 'mylab'}/{name}-v{version or 0}'."
+        )
+    if isinstance(entry_point, str) and not re.fullmatch(r"[\w.]+:[\w.]+", entry_point):
+        raise RegistrationError(
+            f"entry_point {entry_point!r} is malformed: expected 'package.module:ClassName'."
+        )
+    if id in gym.registry and id not in _registered:
+        raise RegistrationError(f"{id!r} is already registered by another library.")
+    gym.register(
+        id=id,
+        entry_point=entry_point,
+        kwargs=dict(kwargs or {}),
+        nondeterministic=nondeterministic,
+        max_episode_steps=None,
+        order_enforce=False,
+        disable_env_checker=True,
+    )
+    _registered.add(id)
+
+
+def registered_ids() -> list[str]:
+    """Ids of every env registered through `agentrl.register`, plug-ins included."""
+    _load_plugins()
+    return sorted(_registered)
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _keys(env_id: str) -> set[str]:
+    """Normalised names that select `env_id` (versioned or not, namespaced or not)."""
+    namespace, name, version = parse_env_id(env_id)
+    return {
+        _normalise(name),
+        _normalise(f"{name}-v{version}"),
+        _normalise(f"{namespace}/{name}"),
+        _normalise(env_id),
+    }
+
+
+def resolve(name: str) -> str:
+    """The registered id that `name` selects, or `EnvNotFound` with suggestions."""
+    if not isinstance(name, str) or not name.strip():
+        raise EnvNotFound(f"An env name must be a non-empty string; got {name!r}.")
+    if ":" in name:
+        module, _, name = name.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise EnvNotFound(
+                f"Cannot import {module!r} to find env {name!r}: {exc}. "
+                "Check the module path before the ':'."
+            ) from exc
+    found = _match(name)
+    if not found:
+        _load_plugins()
+        found = _match(name)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise EnvNotFound(
+            f"Env name {name!r} is ambiguous: it matches {', '.join(found)}. Use the full id."
+        )
+    raise _not_found(name)
+
+
+def _match(name: str) -> list[str]:
+    """Ids matching `name`; for an unversioned name, only the latest version of each."""
+    key = _normalise(name)
+    if name in _registered:
+        return [name]
+    hits = [env_id for env_id in _registered if key in _keys(env_id)]
+    latest: dict[tuple[str | None, str], str] = {}
+    for env_id in hits:
+        namespace, base, version = parse_env_id(env_id)
+        current = latest.get((namespace, base))
+        if current is None or (version or 0) > (parse_env_id(current)[2] or 0):
+            latest[(namespace, base)] = env_id
+    return sorted(latest.values())
+
+
+def _not_found(name: str) -> EnvNotFound:
+    known = sorted(_registered)
+    choices = {}
+    for env_id in known:
+        _, base, _ = parse_env_id(env_id)
+        choices[env_id] = base
+    scored = process.extract(
+        name, choices, scorer=fuzz.WRatio, processor=_normalise, limit=3, score_cutoff=60
+    )
+    suggestions = [env_id for _, _, env_id in scored]
+    hint = f" Did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    listing = ", ".join(known) if known else "none"
+    return EnvNotFound(
+        f"No env named {name!r}.{hint} Registered envs: {listing}. "
+        "`agentrl envs` lists them; a third-party env loads with 'package.module:name'.",
+        suggestions,
+    )
+
+
+def _load_plugins() -> None:
+    """Import the modules listed in the `agentrl.envs` entry-point group, once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:
+            raise RegistrationError(
+                f"The env plug-in {entry.name!r} ({entry.value}) failed to import: {exc}. "
+                "Fix or uninstall the package that declares it."
+            ) from exc
+
+
+def _creator(env_id: str) -> Callable[..., Any]:
+    """The class or function behind `env_id`'s entry point (imports its module)."""
+    entry = gym.spec(env_id).entry_point
+    return entry if callable(entry) else gym.envs.registration.load_env_creator(entry)
+
+
+def make(name: str, split: str = "train", **kwargs: Any) -> TextEnv:
+    """Create a registered env by name, e.g. `agentrl.make("guess", split="test")`.
+
+    Keyword arguments go to the env's constructor (after the registered defaults).
+    """
+    env_id = resolve(name)
+    creator = _creator(env_id)
+    if inspect.isclass(creator) and not issubclass(creator, TextEnv):
+        raise RegistrationError(
+            f"{env_id} is registered with {creator.__name__}, not an agentrl.TextEnv subclass; "
+            "its entry point must return a TextEnv."
+        )
+    env = gym.make(env_id, split=split, **kwargs)
+    if not isinstance(env, TextEnv):
+        raise RegistrationError(
+            f"{env_id} made a {type(env).__name__}, not an agentrl.TextEnv; "
+            "its entry point must return a TextEnv subclass."
+        )
+    return env
+
+
+def constructor_parameters(env_id: str) -> set[str] | None:
+    """Keyword arguments the env's constructor accepts; None when it takes **kwargs."""
+    params = inspect.signature(_creator(env_id)).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """One row of `agentrl envs`."""
+
+    id: str
+    name: str
+    description: str
+    split_sizes: dict[str, int]
+    max_turns: int
+    supports_fork: bool
+    entry_point: str
+
+
+def describe(env_id: str) -> EnvInfo:
+    """Id, description, split sizes and budget of a registered env (builds it once)."""
+    env = make(env_id)
+    try:
+        doc = inspect.getdoc(type(env)) or ""
+        _, name, _ = parse_env_id(env_id)
+        entry = gym.spec(env_id).entry_point
+        return EnvInfo(
+            id=env_id,
+            name=name.lower(),
+            description=doc.strip().splitlines()[0] if doc.strip() else "",
+            split_sizes=env.split_sizes(),
+            max_turns=env.max_turns,
+            supports_fork=type(env).supports_fork,
+            entry_point=entry if isinstance(entry, str) else repr(entry),
+        )
+    finally:
+        env.close()
+
+
+def list_envs() -> list[EnvInfo]:
+    """Every registered env, sorted by id."""
+    return [describe(env_id) for env_id in registered_ids()]

@@ -1,0 +1,10 @@
+"""agentrl's environments, registered under the `agentrl/` namespace on import.
+
+Installed as `agentrl.envs` (the repository keeps the folder at its top level). Entry
+points are strings, so an env's module is imported only when the env is made.
+"""
+
+from agentrl.registration import register
+
+register("agentrl/Guess-v0", entry_point="agentrl.envs.guess:GuessEnv")
+register("agentrl/Calculator-v0", entry_point="agentrl.envs.calculator:CalculatorEnv")

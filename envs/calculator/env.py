@@ -1,0 +1,124 @@
+"""Arithmetic with a calculator tool: compute an expression, then answer once.
+
+    env = agentrl.make("calculator")
+    obs, info = env.reset(seed=0)             # "Compute 57 * 38 - 12. ..."
+    env.step("calculate[57 * 38 - 12]")       # "2154"
+    env.step("answer[2154]")                  # reward 1.0, terminated, success
+
+The tool is `agentrl.tools.calculator.evaluate`. Expressions are drawn with a fixed
+seed, duplicates skipped, and cut into train / valid / test, so no expression is in
+two splits. Reward 1 for the right answer; a wrong answer ends the episode with 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+from agentrl.tools.calculator import CalculatorError, evaluate
+
+from agentrl.core import InvalidAction, Outcome, Split, TextEnv
+
+OPERATORS = ("+", "-", "*")
+SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
+MAX_TASKS = 2500
+_ACTION = re.compile(r"\s*(calculate|answer)\s*\[(.*)\]\s*", re.IGNORECASE | re.DOTALL)
+
+
+@functools.cache
+def _tasks(num_operands: int, max_operand: int) -> dict[str, list[str]]:
+    """Distinct expressions per split, drawn with a fixed seed."""
+    space = max_operand**num_operands * len(OPERATORS) ** (num_operands - 1)
+    total = min(MAX_TASKS, space // 2)  # half the space keeps rejection sampling quick
+    if total < 10:
+        raise ValueError(
+            f"num_operands={num_operands}, max_operand={max_operand} allow only {space} "
+            "expressions; raise max_operand or num_operands to get at least 20."
+        )
+    rng = np.random.default_rng([num_operands, max_operand, 7])
+    seen: dict[str, None] = {}
+    while len(seen) < total:
+        numbers = rng.integers(1, max_operand + 1, size=num_operands)
+        ops = rng.choice(OPERATORS, size=num_operands - 1)
+        parts = [str(numbers[0])]
+        for op, number in zip(ops, numbers[1:], strict=True):
+            parts += [str(op), str(number)]
+        seen.setdefault(" ".join(parts))
+    expressions = list(seen)
+    n_train = int(total * SPLIT_FRACTIONS["train"])
+    n_valid = int(total * SPLIT_FRACTIONS["valid"])
+    return {
+        "train": expressions[:n_train],
+        "valid": expressions[n_train : n_train + n_valid],
+        "test": expressions[n_train + n_valid :],
+    }
+
+
+class CalculatorEnv(TextEnv):
+    """Compute an arithmetic expression with calculate[...], then reply answer[...]."""
+
+    default_max_turns = 5
+
+    def __init__(
+        self,
+        split: Split = "train",
+        num_operands: int = 3,
+        max_operand: int = 99,
+        max_turns: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if num_operands < 2 or max_operand < 2:
+            raise ValueError(
+                f"num_operands and max_operand must be at least 2; got {num_operands}, "
+                f"{max_operand}."
+            )
+        super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
+        self.num_operands = num_operands
+        self.max_operand = max_operand
+        self.expression = ""
+        self.result = 0
+        _tasks(num_operands, max_operand)  # fail early on a too-small task space
+
+    def _split_tasks(self, split: Split) -> list[str]:
+        return _tasks(self.num_operands, self.max_operand)[split]
+
+    def num_tasks(self, split: Split) -> int:
+        return len(self._split_tasks(split))
+
+    def task_id(self, split: Split, index: int) -> str:
+        return f"calc-{self._split_tasks(split)[index]}"
+
+    def load_task(self, split: Split, index: int) -> str:
+        self.expression = self._split_tasks(split)[index]
+        self.result = evaluate(self.expression)
+        return (
+            f"Compute {self.expression}. Tools: calculate[expression] evaluates arithmetic; "
+            "answer[number] submits your final answer (one try)."
+        )
+
+    def act(self, action: str) -> Outcome:
+        match = _ACTION.fullmatch(action)
+        if match is None:
+            raise InvalidAction(
+                f"Invalid action {action[:80]!r}. Use calculate[expression], e.g. "
+                "calculate[12 * 7], or answer[number], e.g. answer[84]."
+            )
+        tool, argument = match.group(1).lower(), match.group(2).strip()
+        if tool == "calculate":
+            try:
+                return Outcome(str(evaluate(argument)), info={"tool_call": "calculate"})
+            except CalculatorError as exc:
+                return Outcome(f"Calculator error: {exc}.", info={"tool_call": "calculate"})
+        try:
+            value = float(argument.replace(",", ""))
+        except ValueError:
+            raise InvalidAction(
+                f"answer[...] needs a number; got {argument[:40]!r}. Example: answer[84]."
+            ) from None
+        correct = abs(value - self.result) < 1e-9
+        verdict = "Correct." if correct else f"Wrong: the answer was {self.result}."
+        return Outcome(verdict, reward=float(correct), terminated=True, success=correct)
+
+    def valid_actions(self) -> list[str]:
+        return [f"calculate[{self.expression}]", "answer[0]"]

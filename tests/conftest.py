@@ -1,0 +1,22 @@
+"""Shared fixtures: a registry sandbox so tests that register envs leave no trace."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+from agentrl import registration
+
+
+@pytest.fixture
+def registry_sandbox():
+    """Undo every registration (and plug-in loading) a test makes."""
+    saved_gym = dict(gym.registry)
+    saved_ours = set(registration._registered)
+    saved_plugins = registration._plugins_loaded
+    yield
+    gym.registry.clear()
+    gym.registry.update(saved_gym)
+    registration._registered.clear()
+    registration._registered.update(saved_ours)
+    registration._plugins_loaded = saved_plugins

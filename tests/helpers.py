@@ -1,0 +1,43 @@
+"""Small envs for tests of the base class, the registry and the checker."""
+
+from __future__ import annotations
+
+from agentrl.core import InvalidAction, Outcome, TextEnv
+
+
+class CountEnv(TextEnv):
+    """Say the next number: reply count[N+1] until the target; `add` ends early with success."""
+
+    default_max_turns = 6
+
+    def __init__(self, split="train", max_turns=None, render_mode=None, target: int = 3):
+        super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
+        self.target = target
+        self.value = 0
+        self.history: list[str] = []
+
+    def num_tasks(self, split):
+        return {"train": 8, "valid": 2, "test": 2}[split]
+
+    def task_id(self, split, index):
+        return f"{split}-{index}"
+
+    def load_task(self, split, index):
+        self.value = index
+        self.history = []
+        return f"Start at {index}; count up {self.target} times."
+
+    def act(self, action):
+        if action == "stop":
+            return Outcome("Stopped.", terminated=True, success=False)
+        if action != f"count[{self.value + 1}]":
+            raise InvalidAction(f"Expected count[{self.value + 1}].")
+        self.value += 1
+        self.history.append(action)
+        done = len(self.history) >= self.target
+        return Outcome(
+            str(self.value), reward=float(done), terminated=done, success=done if done else None
+        )
+
+    def valid_actions(self):
+        return [f"count[{self.value + 1}]", "stop"]

@@ -1,0 +1,123 @@
+"""The typed config: defaults, YAML, overrides, and errors that list every problem."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from agentrl.config import Config, bundled_configs, load_config
+from agentrl.errors import ConfigError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_valid():
+    config = load_config()
+    assert config.rollout.samples_per_task == 4 and config.env.name == "calculator"
+
+
+def test_every_field_has_a_description():
+    for section_name, section in Config.model_fields.items():
+        model = section.annotation
+        for name, field in model.model_fields.items():
+            assert field.description, f"{section_name}.{name} has no docstring"
+
+
+@pytest.mark.parametrize("name", sorted(bundled_configs()))
+def test_bundled_recipes_validate(name):
+    load_config(name)
+
+
+def test_unknown_key_wrong_type_and_unknown_env_in_one_message(tmp_path):
+    path = write(
+        tmp_path, "env:\n  name: gues\nrollout:\n  temprature: 0.7\ntrain:\n  steps: many\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "(3 problems)" in message
+    assert "rollout.temprature: unknown key; did you mean 'temperature'?" in message
+    assert "train.steps: Input should be a valid integer" in message and "'many'" in message
+    assert "env.name: No env named 'gues'. Did you mean 'agentrl/Guess-v0'?" in message
+    assert len(caught.value.problems) == 3
+
+
+def test_unknown_section_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="trainer: unknown key; did you mean 'train'"):
+        load_config(write(tmp_path, "trainer:\n  steps: 3\n"))
+
+
+def test_overrides_are_parsed_as_yaml():
+    config = load_config(
+        None,
+        [
+            "rollout.temperature=0.5",
+            "algorithm.regularizers=[epo]",
+            "model.lora=false",
+            "env.name=guess",
+        ],
+    )
+    assert config.rollout.temperature == 0.5
+    assert config.algorithm.regularizers == ["epo"]
+    assert config.model.lora is False and config.env.name == "guess"
+
+
+@pytest.mark.parametrize("override", ["temperature=0.5", "rollout.temperature", "a.b.c=1", ".x=1"])
+def test_malformed_override_says_the_expected_form(override):
+    with pytest.raises(ConfigError, match="expected section.field=value"):
+        load_config(None, [override])
+
+
+def test_env_arguments_are_checked_against_the_constructor():
+    config = load_config(None, ["env.name=calculator", "env.num_operands=2", "env.max_turns=3"])
+    assert config.env.env_kwargs() == {"num_operands": 2, "max_turns": 3}
+    with pytest.raises(
+        ConfigError, match="env.num_operand: unknown key; did you mean 'num_operands'"
+    ):
+        load_config(None, ["env.num_operand=2"])
+    with pytest.raises(ConfigError, match="env.split: unknown key"):
+        load_config(None, ["env.split=test"])
+
+
+def test_range_checks():
+    with pytest.raises(ConfigError, match="rollout.top_p: Input should be less than or equal to 1"):
+        load_config(None, ["rollout.top_p=1.5"])
+    with pytest.raises(
+        ConfigError, match="rollout.branching: Input should be 'none', 'arpo' or 'aepo'"
+    ):
+        load_config(None, ["rollout.branching=tree"])
+
+
+def test_knobs_the_active_backend_ignores_are_errors():
+    with pytest.raises(
+        ConfigError, match="engine.base_url: required when engine.backend is 'openai'"
+    ):
+        load_config(None, ["engine.backend=openai"])
+    with pytest.raises(ConfigError, match="engine.base_url: only the 'openai' backend uses it"):
+        load_config(None, ["engine.base_url=http://127.0.0.1:8000/v1"])
+    with pytest.raises(ConfigError, match="model.lora_rank: only used with LoRA"):
+        load_config(None, ["model.lora=false", "model.lora_rank=8"])
+
+
+def test_top_level_must_be_a_mapping_and_valid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="expected a mapping of sections"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "env: [unclosed\n"))
+
+
+def test_missing_file_suggests_bundled_recipes():
+    with pytest.raises(ConfigError, match="Did you mean calculator_grpo"):
+        load_config("calculator_grp")
+
+
+def test_resolved_config_round_trips_through_the_saved_file(tmp_path):
+    config = load_config("guess_grpo", ["train.steps=7"])
+    path = config.save(tmp_path / "run")
+    saved = yaml.safe_load(path.read_text())
+    assert saved["train"]["steps"] == 7 and saved["env"]["max_turns"] == 8
+    assert load_config(path) == config

@@ -1,0 +1,145 @@
+"""The env contract that every TextEnv inherits from the base class."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentrl.core import Outcome, TextEnv, TextSpace
+from agentrl.errors import ForkNotSupported, InvalidResetOptions, InvalidSplit, ResetNeeded
+from tests.helpers import CountEnv
+
+
+def test_reset_returns_task_statement_and_ids():
+    env = CountEnv(split="valid")
+    obs, info = env.reset(options={"task_index": 1})
+    assert obs == "Start at 1; count up 3 times."
+    assert info == {"task_id": "valid-1", "task_index": 1, "split": "valid", "turn": 0}
+
+
+def test_same_seed_gives_same_task_and_seeds_spread_over_tasks():
+    env = CountEnv()
+    picks = [env.reset(seed=seed)[1]["task_id"] for seed in range(20)]
+    again = [env.reset(seed=seed)[1]["task_id"] for seed in range(20)]
+    assert picks == again
+    assert len(set(picks)) > 3
+
+
+def test_split_sizes_and_bad_split():
+    assert CountEnv().split_sizes() == {"train": 8, "valid": 2, "test": 2}
+    with pytest.raises(InvalidSplit, match="one of train, valid, test; got 'eval'"):
+        CountEnv(split="eval")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"task_index": 8}, r"in \[0, 8\)"),
+        ({"task_index": "1"}, "integer"),
+        ({"task": 1}, "Unknown reset option"),
+    ],
+)
+def test_bad_reset_options_say_what_is_allowed(options, message):
+    with pytest.raises(InvalidResetOptions, match=message):
+        CountEnv().reset(options=options)
+
+
+def test_malformed_action_is_an_observation_and_the_episode_goes_on():
+    env = CountEnv()
+    env.reset(options={"task_index": 0})
+    obs, reward, terminated, truncated, info = env.step("hello")
+    assert (obs, reward, terminated, truncated) == ("Expected count[1].", 0.0, False, False)
+    assert info["invalid_action"] is True
+    obs, _, _, _, info = env.step("count[1]")
+    assert obs == "1" and info["invalid_action"] is False
+
+
+def test_success_and_reward_at_termination():
+    env = CountEnv()
+    env.reset(options={"task_index": 0})
+    for n in (1, 2):
+        env.step(f"count[{n}]")
+    _, reward, terminated, truncated, info = env.step("count[3]")
+    assert (reward, terminated, truncated, info["success"]) == (1.0, True, False, True)
+    assert env.done
+
+
+def test_budget_truncates_with_success_false():
+    env = CountEnv(max_turns=2)
+    env.reset(options={"task_index": 0})
+    assert env.step("oops")[3] is False
+    _, _, terminated, truncated, info = env.step("oops")
+    assert (terminated, truncated, info["success"]) == (False, True, False)
+
+
+def test_step_before_reset_or_after_end_raises_reset_needed():
+    env = CountEnv()
+    with pytest.raises(ResetNeeded, match="before reset"):
+        env.step("count[1]")
+    env.reset()
+    env.step("stop")
+    with pytest.raises(ResetNeeded, match="after the episode ended"):
+        env.step("count[1]")
+
+
+def test_non_string_action_is_a_type_error():
+    env = CountEnv()
+    env.reset()
+    with pytest.raises(TypeError, match="must be a str"):
+        env.step(3)  # type: ignore[arg-type]
+
+
+def test_termination_without_success_is_rejected():
+    class Sloppy(CountEnv):
+        def act(self, action):
+            return Outcome("done", terminated=True)
+
+    env = Sloppy()
+    env.reset()
+    with pytest.raises(NotImplementedError, match="without success"):
+        env.step("x")
+
+
+def test_fork_is_independent_and_continues_identically():
+    env = CountEnv()
+    env.reset(options={"task_index": 2})
+    env.step("count[3]")
+    child = env.fork()
+    assert child.step("count[4]")[0] == "4"
+    assert env.history == ["count[3]"]  # the original did not move
+    assert env.step("count[4]")[0] == "4"
+    assert child.turn == env.turn == 2
+
+
+def test_fork_refused_when_unsupported():
+    class External(CountEnv):
+        supports_fork = False
+
+    env = External()
+    env.reset()
+    with pytest.raises(ForkNotSupported, match="Replay the action prefix"):
+        env.fork()
+
+
+def test_render_ansi_shows_last_observation():
+    env = CountEnv(render_mode="ansi")
+    obs, _ = env.reset(options={"task_index": 0})
+    assert env.render() == obs
+    assert CountEnv().render() is None
+    with pytest.raises(ValueError, match="render_mode"):
+        CountEnv(render_mode="human")
+
+
+def test_text_space_accepts_any_characters_within_length():
+    space = TextSpace(max_length=10)
+    assert space.contains("héllo, wörld"[:10])
+    assert not space.contains("x" * 11)
+    assert not space.contains(b"bytes")
+    assert space.contains(space.sample())
+
+
+def test_subclass_must_implement_the_hooks():
+    class Empty(TextEnv):
+        pass
+
+    with pytest.raises(NotImplementedError, match="must implement num_tasks"):
+        Empty().reset()
