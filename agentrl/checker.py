@@ -9,10 +9,12 @@ it checks what rollouts and branching rely on:
 - splits: all three are non-empty, task ids are unique and no id is in two splits;
 - determinism: the same seed gives the same task and, under the same actions, the
   same observations, rewards and ends;
-- fork: a fork and its original, given the same actions, give the same transitions,
-  and stepping one leaves the other untouched (or `fork()` raises `ForkNotSupported`
+- fork: a fork and its original, stepped in turns with the same actions, both give
+  the transitions of an uninterrupted episode (or `fork()` raises `ForkNotSupported`
   when the env declares `supports_fork = False`);
-- malformed actions: garbage strings are answered with an observation, not raised;
+- replay: `replay(env, fresh_env)` rebuilds an episode's state on a fresh env;
+- malformed actions: garbage strings are answered as invalid (`info["invalid_action"]`)
+  without ending the episode, and mangled valid actions never raise;
 - budget: random valid play ends within `max_turns` steps, with `info["success"]`.
 """
 
@@ -27,12 +29,12 @@ from typing import Any
 import numpy as np
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
-from agentrl.core import SPLITS, TextEnv
+from agentrl.core import SPLITS, TextEnv, replay
 from agentrl.errors import EnvContractError, ForkNotSupported
 
 MALFORMED_ACTIONS = ("", "   ", "?!#$%", "[]", "\x00\n\t", "é" * 300, "x" * 5000)
 
-Transition = tuple[str, float, bool, bool]
+Transition = tuple[str, str, float, bool, bool]  # action, observation, reward, ends
 
 
 def check_env(
@@ -55,6 +57,7 @@ def check_env(
         ("splits", lambda: _splits(env, max_split_ids)),
         ("determinism", lambda: _determinism(env, seeds)),
         ("fork", lambda: _fork(env, seeds)),
+        ("replay", lambda: _replay(env, seeds)),
         ("malformed actions", lambda: _malformed(env, seeds[0])),
         ("budget and success", lambda: _budget(env, seeds)),
     ]
@@ -70,12 +73,19 @@ def check_env(
 
 
 def _gymnasium(env: TextEnv) -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        # Without a spec (an env built directly, not by make) gymnasium cannot re-create
-        # the env in other render modes and only warns; the render modes are still
-        # checked for every registered env, which the test suite builds through make.
-        gymnasium_check_env(env, skip_render_check=env.spec is None, skip_close_check=True)
+    budget = env.max_turns
+    # gymnasium's step check fails an env that truncates after one step; single-turn
+    # envs are common here, so the check runs with a budget of at least two.
+    env.max_turns = max(2, budget)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # Without a spec (an env built directly, not by make) gymnasium cannot
+            # re-create the env in other render modes and only warns; the render modes
+            # are still checked for every registered env, built through make.
+            gymnasium_check_env(env, skip_render_check=env.spec is None, skip_close_check=True)
+    finally:
+        env.max_turns = budget
     if caught:
         messages = (re.sub(r"\x1b\[[0-9;]*m", "", str(w.message)) for w in caught)
         raise EnvContractError("; ".join(messages))
@@ -95,20 +105,35 @@ def _splits(env: TextEnv, max_ids: int) -> None:
             owner[task_id] = split
 
 
-def _policy_action(env: TextEnv, rng: np.random.Generator) -> str:
+Policy = Callable[[TextEnv], str]
+
+
+def random_policy(seed: int) -> Policy:
     """A random valid action, or a random string when the env lists none."""
+    rng = np.random.default_rng(seed)
+
+    def act(env: TextEnv) -> str:
+        actions = env.valid_actions()
+        if actions:
+            return actions[int(rng.integers(len(actions)))]
+        return env.action_space.sample()
+
+    return act
+
+
+def first_action_policy(env: TextEnv) -> str:
+    """The first valid action: for most envs one that keeps the episode going."""
     actions = env.valid_actions()
-    if actions:
-        return actions[int(rng.integers(len(actions)))]
-    return env.action_space.sample()
+    return actions[0] if actions else env.action_space.sample()
 
 
-def _play(env: TextEnv, rng: np.random.Generator, steps: int) -> list[Transition]:
-    """Up to `steps` transitions of random valid play from the env's current state."""
+def _play(env: TextEnv, policy: Policy, steps: int) -> list[Transition]:
+    """Up to `steps` transitions from the env's current state; stops when it ends."""
     transitions: list[Transition] = []
     while not env.done and len(transitions) < steps:
-        observation, reward, terminated, truncated, _ = env.step(_policy_action(env, rng))
-        transitions.append((observation, reward, terminated, truncated))
+        action = policy(env)
+        observation, reward, terminated, truncated, _ = env.step(action)
+        transitions.append((action, observation, reward, terminated, truncated))
     return transitions
 
 
@@ -118,13 +143,8 @@ def _determinism(env: TextEnv, seeds: tuple[int, ...]) -> None:
         for _ in range(2):
             observation, info = env.reset(seed=seed)
             env.action_space.seed(seed)
-            runs.append(
-                (
-                    observation,
-                    info.get("task_id"),
-                    _play(env, np.random.default_rng(seed), env.max_turns),
-                )
-            )
+            play = _play(env, random_policy(seed), env.max_turns)
+            runs.append((observation, info.get("task_id"), play))
         if runs[0][:2] != runs[1][:2]:
             raise EnvContractError(
                 f"reset(seed={seed}) gave different tasks: {runs[0][1]!r} then {runs[1][1]!r}"
@@ -141,51 +161,99 @@ def _fork(env: TextEnv, seeds: tuple[int, ...]) -> None:
         except ForkNotSupported:
             return
         raise EnvContractError("supports_fork is False but fork() did not raise ForkNotSupported")
+    policies: list[tuple[str, Callable[[int], Policy]]] = [
+        ("random", random_policy),
+        ("first-action", lambda seed: first_action_policy),
+    ]
     for seed in seeds:
-        for prefix in (0, min(2, env.max_turns - 1)):
-            env.reset(seed=seed)
-            _play(env, np.random.default_rng(seed), steps=prefix)
-            if env.done:
-                continue
-            child = env.fork()
-            if child is env:
-                raise EnvContractError("fork() returned the env itself, not a copy")
-            # Play the child to the end first: if it shared state with the original, the
-            # original's transitions below would differ.
-            child_run = _play(child, np.random.default_rng(seed + 1), env.max_turns)
-            original_run = _play(env, np.random.default_rng(seed + 1), env.max_turns)
-            if child_run != original_run:
-                raise EnvContractError(
-                    f"seed {seed}, fork after {prefix} steps: the same actions gave different "
-                    "transitions "
-                    f"(fork: {child_run[:1]!r}, original: {original_run[:1]!r})"
-                )
+        for name, make_policy in policies:
+            for prefix in (0, min(2, env.max_turns - 1)):
+                # The reference: one uninterrupted episode, prefix then continuation.
+                env.reset(seed=seed)
+                head = _play(env, make_policy(seed), prefix)
+                if env.done:
+                    continue
+                tail = _play(env, make_policy(seed + 1), env.max_turns)
+                actions = [t[0] for t in tail]
+                where = f"seed {seed}, {name} play, fork after {prefix} steps"
+
+                env.reset(seed=seed)
+                for transition in head:
+                    env.step(transition[0])
+                child = env.fork()
+                if child is env:
+                    raise EnvContractError("fork() returned the env itself, not a copy")
+                # Step the two in turns: any state they share shows up as a difference
+                # from the uninterrupted reference.
+                child_run, original_run = [], []
+                for action in actions:
+                    for copy_, run in ((child, child_run), (env, original_run)):
+                        if copy_.done:  # ended early: the runs' lengths differ below
+                            continue
+                        observation, reward, terminated, truncated, _ = copy_.step(action)
+                        run.append((action, observation, reward, terminated, truncated))
+                if child_run != tail:
+                    raise EnvContractError(
+                        f"{where}: the fork's transitions differ from the original's"
+                    )
+                if original_run != tail:
+                    raise EnvContractError(f"{where}: stepping the fork changed the original")
+
+
+def _replay(env: TextEnv, seeds: tuple[int, ...]) -> None:
+    fresh = env.spec.make() if env.spec is not None else type(env)(split=env.split)
+    fresh.max_turns = env.max_turns
+    for seed in seeds:
+        env.reset(seed=seed)
+        _play(env, first_action_policy, min(2, env.max_turns - 1))
+        if env.done:
+            continue
+        replay(env, fresh)
+        action = first_action_policy(env)
+        if fresh.step(action)[:4] != env.step(action)[:4]:
+            raise EnvContractError(f"seed {seed}: replay(env, fresh_env) did not rebuild the state")
 
 
 def _malformed(env: TextEnv, seed: int) -> None:
     for action in (*MALFORMED_ACTIONS, env.action_space.sample()):
         env.reset(seed=seed)
-        try:
-            observation, reward, _, _, info = env.step(action)
-        except Exception as exc:
+        _, _, terminated, _, info = _step_answers(env, action)
+        if info.get("invalid_action") is not True or terminated:
             raise EnvContractError(
-                f"step({action[:20]!r}) raised {type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(observation, str) or not observation:
-            raise EnvContractError(f"step({action[:20]!r}) answered {observation!r}, not a message")
-        _check_number(reward, f"step({action[:20]!r}) reward")
-        if not isinstance(info.get("invalid_action"), bool):
-            raise EnvContractError("info['invalid_action'] must be a bool on every step")
+                f"step({action[:20]!r}) must be answered as invalid (info['invalid_action'] "
+                f"True, episode going on); got terminated={terminated}, info={info!r}"
+            )
+    # Mangled variants of valid actions may or may not be valid, but must be answered.
+    env.reset(seed=seed)
+    for valid in env.valid_actions()[:3]:
+        name = valid.split("[", 1)[0]
+        for action in (f"{name}[]", f"{name}[{'9' * 5000}]", f"{name}[[[x]]", f"{name}[é\x00]"):
+            env.reset(seed=seed)
+            _step_answers(env, action)
+
+
+def _step_answers(env: TextEnv, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    try:
+        result = env.step(action)
+    except Exception as exc:
+        raise EnvContractError(f"step({action[:20]!r}) raised {type(exc).__name__}: {exc}") from exc
+    observation, reward, _, _, info = result
+    if not isinstance(observation, str) or not observation:
+        raise EnvContractError(f"step({action[:20]!r}) answered {observation!r}, not a message")
+    _check_number(reward, f"step({action[:20]!r}) reward")
+    if not isinstance(info.get("invalid_action"), bool):
+        raise EnvContractError("info['invalid_action'] must be a bool on every step")
+    return result
 
 
 def _budget(env: TextEnv, seeds: tuple[int, ...]) -> None:
     for seed in seeds:
         env.reset(seed=seed)
-        rng = np.random.default_rng(seed)
+        policy = random_policy(seed)
         info: dict[str, Any] = {}
         terminated = truncated = False
         for turn in range(1, env.max_turns + 1):
-            _, reward, terminated, truncated, info = env.step(_policy_action(env, rng))
+            _, reward, terminated, truncated, info = env.step(policy(env))
             _check_number(reward, "reward")
             if truncated and turn < env.max_turns:
                 raise EnvContractError(

@@ -16,9 +16,11 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 import agentrl
 from agentrl.errors import AgentRLError
+from agentrl.registration import describe
 
 app = typer.Typer(
     name="agentrl",
@@ -50,7 +52,8 @@ def _root(
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    # Messages quote actions like search[query]: print them as plain text, not markup.
+    errors.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -59,12 +62,14 @@ def envs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List registered environments with their task split sizes."""
-    try:
-        infos = agentrl.list_envs()
-    except AgentRLError as exc:
-        raise _fail(exc) from None
+    rows: list[dict] = []
+    for env_id in agentrl.registered_ids():
+        try:
+            rows.append(asdict(describe(env_id)))
+        except Exception as exc:  # one broken env must not hide the others
+            rows.append({"id": env_id, "error": f"{type(exc).__name__}: {exc}"})
     if as_json:
-        typer.echo(json.dumps([asdict(info) for info in infos], indent=2))
+        typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="agentrl environments")
     table.add_column("id", no_wrap=True)
@@ -72,16 +77,19 @@ def envs(
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("fork", no_wrap=True)
     table.add_column("description", ratio=1)
-    for info in infos:
-        sizes = info.split_sizes
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["id"], "", "", "", "", "", Text(row["error"], style="red"))
+            continue
+        sizes = row["split_sizes"]
         table.add_row(
-            info.id,
+            row["id"],
             f"{sizes['train']:,}",
             f"{sizes['valid']:,}",
             f"{sizes['test']:,}",
-            str(info.max_turns),
-            "yes" if info.supports_fork else "replay",
-            info.description,
+            str(row["max_turns"]),
+            "yes" if row["supports_fork"] else "replay",
+            Text(row["description"]),
         )
     console.print(table)
 
@@ -93,21 +101,22 @@ def check(
     ] = None,
 ) -> None:
     """Run gymnasium's env checker and agentrl's contract checks on environments."""
-    failed = 0
     try:
         env_ids = [agentrl.resolve(name) for name in names] if names else agentrl.registered_ids()
     except AgentRLError as exc:
         raise _fail(exc) from None
+    failed = 0
     for env_id in env_ids:
-        env = agentrl.make(env_id)
         try:
-            agentrl.check_env(env)
-            console.print(f"[green]ok[/]    {env_id}")
-        except AgentRLError as exc:
+            env = agentrl.make(env_id)
+            try:
+                agentrl.check_env(env)
+            finally:
+                env.close()
+            console.print(Text("ok    ", style="green") + Text(env_id))
+        except Exception as exc:  # report every env, then fail
             failed += 1
-            console.print(f"[red]FAIL[/]  {env_id}\n{exc}", highlight=False)
-        finally:
-            env.close()
+            console.print(Text("FAIL  ", style="red") + Text(f"{env_id}\n{exc}"))
     if failed:
         raise typer.Exit(code=1)
 
@@ -127,9 +136,8 @@ def validate(
         raise _fail(exc) from None
     if show:
         console.print(Syntax(resolved.to_yaml(), "yaml"))
-    console.print(
-        f"[green]valid[/]: {config} (env {agentrl.resolve(resolved.env.name)})", highlight=False
-    )
+    env_id = agentrl.resolve(resolved.env.name)
+    console.print(Text("valid", style="green") + Text(f": {config} (env {env_id})"))
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ the env's constructor (`env.num_operands=2`), and are checked against its signat
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +29,11 @@ class Section(BaseModel):
     """A config section: unknown keys are errors, field docstrings are descriptions."""
 
     model_config = ConfigDict(
-        extra="forbid", use_attribute_docstrings=True, validate_assignment=True
+        extra="forbid",
+        strict=True,  # no silent conversions: "20" is not an int, 1 is not a bool
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+        validate_assignment=True,
     )
 
 
@@ -36,7 +41,11 @@ class EnvConfig(Section):
     """Which environment to train and evaluate on."""
 
     model_config = ConfigDict(
-        extra="allow", use_attribute_docstrings=True, validate_assignment=True
+        extra="allow",
+        strict=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+        validate_assignment=True,
     )
 
     name: str = "calculator"
@@ -212,12 +221,14 @@ def bundled_configs() -> dict[str, Path]:
 
 
 def find_config(name_or_path: str | Path) -> Path:
-    """A config file path: an existing path, or the name of a bundled recipe."""
+    """A config file path: an existing path, or the bare name of a bundled recipe."""
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if len(path.parts) > 1 or path.suffix in (".yaml", ".yml"):
+        raise ConfigError([f"no config file {str(name_or_path)!r}"])
     bundled = bundled_configs()
-    key = path.name.removesuffix(".yaml")
+    key = path.name
     if key in bundled:
         return bundled[key]
     close = difflib.get_close_matches(key, bundled, n=3)
@@ -228,6 +239,24 @@ def find_config(name_or_path: str | Path) -> Path:
             f"Bundled recipes: {', '.join(sorted(bundled)) or 'none'}."
         ]
     )
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-4` as a string (it wants `1.0e-4`); this loader reads a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+0123456789."),
+)
 
 
 def load_config(
@@ -245,7 +274,7 @@ def load_config(
         file = find_config(path)
         source = str(file)
         try:
-            loaded = yaml.safe_load(file.read_text())
+            loaded = yaml.load(file.read_text(), Loader=_Loader)  # _Loader is a SafeLoader
         except yaml.YAMLError as exc:
             raise ConfigError([f"not valid YAML: {exc}"], source) from None
         if loaded is not None and not isinstance(loaded, dict):
@@ -280,7 +309,7 @@ def _apply_override(data: dict[str, Any], override: str) -> list[str]:
         ]
     section, field = parts
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     target = data.setdefault(section, {})
@@ -330,7 +359,7 @@ def _check_env(env: Any) -> list[str]:
     accepted = constructor_parameters(env_id)
     extra = [key for key in env if key not in EnvConfig.model_fields]
     if accepted is None:
-        return []
+        return _try_make(env_id, env)
     allowed = sorted(accepted - {"split", "render_mode", "max_turns"})
     problems = []
     for key in extra:
@@ -342,7 +371,20 @@ def _check_env(env: Any) -> list[str]:
                 f"{', '.join(allowed) or 'no arguments'} "
                 "besides name and max_turns"
             )
-    return problems
+    return problems or _try_make(env_id, env)
+
+
+def _try_make(env_id: str, env: dict[str, Any]) -> list[str]:
+    """Build the env once (cheap, no model) so that bad argument values show up now."""
+    from agentrl.registration import make
+
+    kwargs = {k: v for k, v in env.items() if k != "name"}
+    try:
+        make(env_id, **kwargs).close()
+    except Exception as exc:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+        return [f"env: {env_id} cannot be created with {shown}: {type(exc).__name__}: {exc}"]
+    return []
 
 
 def _cross_checks(config: Config) -> list[str]:

@@ -27,14 +27,17 @@ What the base class does, so that every env behaves the same:
 - **End of episode**: `info["success"]` is always present once the episode ends.
 - **Fork**: `fork()` returns an independent deep copy whose future equals the
   original's under the same actions. Envs with external state (a process, a Java
-  world) override `fork()` or set `supports_fork = False`, and branching then replays
-  the action prefix on a fresh env.
+  world) override `fork()` or set `supports_fork = False`, and branching then uses
+  `replay(env, fresh_env)`: every episode records its seed, options and actions, so
+  a fresh env can be brought to the same state.
 """
 
 from __future__ import annotations
 
 import copy
+import operator
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -42,7 +45,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agentrl.errors import ForkNotSupported, InvalidResetOptions, InvalidSplit, ResetNeeded
+from agentrl.errors import (
+    EnvContractError,
+    ForkNotSupported,
+    InvalidActionType,
+    InvalidArgument,
+    InvalidResetOptions,
+    InvalidSplit,
+    ResetNeeded,
+)
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 Split = Literal["train", "valid", "test"]
@@ -120,10 +131,10 @@ class TextEnv(gym.Env[str, str]):
                 f"split must be one of {', '.join(SPLITS)}; got {split!r}. "
                 "Pass split='train' for training and split='test' for held-out evaluation."
             )
-        if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
-            raise ValueError(f"max_turns must be a positive integer or None; got {max_turns!r}")
+        if max_turns is not None:
+            max_turns = _positive_int(max_turns, "max_turns")
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(
+            raise InvalidArgument(
                 f"render_mode must be None or one of {self.metadata['render_modes']}; "
                 f"got {render_mode!r}"
             )
@@ -133,6 +144,9 @@ class TextEnv(gym.Env[str, str]):
         self.observation_space = TextSpace(self.max_observation_chars)
         self.action_space = TextSpace(self.max_action_chars)
         self.task_index: int | None = None
+        self.episode_seed: int | None = None
+        self.episode_options: dict[str, Any] = {}
+        self.actions: list[str] = []
         self.turn = 0
         self._done = True
         self._started = False
@@ -179,8 +193,21 @@ class TextEnv(gym.Env[str, str]):
 
         The task is `options["task_index"]` when given, otherwise drawn with the RNG
         seeded by `seed`, so the same seed and options always give the same task.
+        Without a seed, one is drawn from the env's RNG and kept in `episode_seed`, so
+        that `replay` can rebuild the episode on a fresh env.
         """
+        if seed is not None:
+            seed = _integer(seed, "seed")
         super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(2**62))
+            super().reset(seed=seed)
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidResetOptions(
+                f"options must be a dict such as {{'task_index': 3}} or None; got {options!r}."
+            )
+        self.episode_seed = seed
+        self.episode_options = dict(options or {})
         options = dict(options or {})
         size = self.num_tasks(self.split)
         index = options.pop("task_index", None)
@@ -201,6 +228,7 @@ class TextEnv(gym.Env[str, str]):
                 f"got {index}. `env.split_sizes()` lists the size of each split."
             )
         self.task_index = int(index)
+        self.actions = []
         self.turn = 0
         self._done = False
         self._started = True
@@ -226,8 +254,12 @@ class TextEnv(gym.Env[str, str]):
                 "(terminated or truncated); call reset() to start a new one."
             )
         if not isinstance(action, str):
-            raise TypeError(f"An action must be a str; got {type(action).__name__}: {action!r}")
+            raise InvalidActionType(
+                f"An action must be a str; got {type(action).__name__}: {action!r}. "
+                "A policy's output is parsed into an action string before step()."
+            )
         self.turn += 1
+        self.actions.append(action)
         try:
             outcome = self.act(action)
             invalid = False
@@ -235,7 +267,7 @@ class TextEnv(gym.Env[str, str]):
             outcome = Outcome(observation=str(exc))
             invalid = True
         if outcome.terminated and outcome.success is None:
-            raise NotImplementedError(
+            raise EnvContractError(
                 f"{type(self).__name__}.act() returned terminated=True without success; "
                 "set Outcome.success when the episode ends."
             )
@@ -252,8 +284,8 @@ class TextEnv(gym.Env[str, str]):
         """An independent copy whose future equals this env's under the same actions."""
         if not self.supports_fork:
             raise ForkNotSupported(
-                f"{type(self).__name__} declares supports_fork = False. Replay the action "
-                "prefix on a fresh env instead (same seed and options, then the same actions)."
+                f"{type(self).__name__} declares supports_fork = False. Use "
+                "agentrl.core.replay(env, fresh_env) to rebuild its state on a fresh env."
             )
         return copy.deepcopy(self)
 
@@ -265,3 +297,38 @@ class TextEnv(gym.Env[str, str]):
     def done(self) -> bool:
         """True when no episode is running (before the first reset or after it ended)."""
         return self._done
+
+
+def replay(env: TextEnv, fresh: TextEnv) -> TextEnv:
+    """Bring `fresh` to `env`'s state: same seed and options, then the same actions.
+
+    The fallback of `fork()` for envs with external state (`supports_fork = False`).
+    `fresh` must be the same env with the same arguments (split included).
+    """
+    if env.episode_seed is None:
+        raise ResetNeeded("replay() needs an env that has been reset; call reset() first.")
+    if type(fresh) is not type(env) or fresh.split != env.split:
+        raise InvalidArgument(
+            f"replay() needs a fresh {type(env).__name__} on split {env.split!r}; "
+            f"got {type(fresh).__name__} on split {fresh.split!r}."
+        )
+    fresh.reset(seed=env.episode_seed, options=env.episode_options)
+    for action in env.actions:
+        fresh.step(action)
+    return fresh
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidArgument(f"{name} must be an integer; got {value!r}.")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InvalidArgument(f"{name} must be an integer; got {value!r}.") from None
+
+
+def _positive_int(value: Any, name: str) -> int:
+    number = _integer(value, name)
+    if number < 1:
+        raise InvalidArgument(f"{name} must be a positive integer or None; got {value!r}.")
+    return number

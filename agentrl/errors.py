@@ -5,10 +5,14 @@ AgentRLError                      base class: catch this to catch any of ours
 ├── ConfigError (ValueError)      a config file or override is wrong; lists every problem
 ├── EnvNotFound (LookupError)     no registered env matches a name; suggests near misses
 ├── RegistrationError (ValueError)  an env id or entry point cannot be registered
-├── InvalidSplit (ValueError)     a split name that is not train / valid / test
+├── InvalidArgument (ValueError)  a constructor or function argument out of its allowed set
+│   └── InvalidSplit              a split name that is not train / valid / test
+├── InvalidActionType (TypeError)  `step()` given something other than a str
 ├── InvalidResetOptions (ValueError)  `reset(options=...)` has an unknown key or bad value
 ├── ResetNeeded (RuntimeError)    `step()` before `reset()` or after the episode ended
 ├── ForkNotSupported (RuntimeError)  `fork()` on an env that declares `supports_fork = False`
+├── ModelNotFound (LookupError)   a model name that is neither 'default' nor a local model dir
+├── TemplateError (ValueError)    a chat template that would break token-exact rollouts
 └── EnvContractError (AssertionError)  an env breaks the contract (found by `check_env`)
 ```
 
@@ -55,7 +59,15 @@ class RegistrationError(AgentRLError, ValueError):
     """An environment id or entry point cannot be registered."""
 
 
-class InvalidSplit(AgentRLError, ValueError):
+class InvalidArgument(AgentRLError, ValueError):
+    """An argument outside its allowed set (an env keyword it does not take, a bad budget)."""
+
+
+class InvalidActionType(AgentRLError, TypeError):
+    """`step()` was given something other than a str (a malformed *string* is not an error)."""
+
+
+class InvalidSplit(InvalidArgument):
     """A task split name other than `train`, `valid` or `test`."""
 
 
@@ -69,6 +81,17 @@ class ResetNeeded(AgentRLError, RuntimeError):
 
 class ForkNotSupported(AgentRLError, RuntimeError):
     """`fork()` was called on an env that declares `supports_fork = False`."""
+
+
+class ModelNotFound(AgentRLError, LookupError):
+    """A model name that is neither 'default' nor a local Hugging Face model directory."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class TemplateError(AgentRLError, ValueError):
+    """A chat template that is not prefix-preserving for the model in use."""
 
 
 class EnvContractError(AgentRLError, AssertionError):

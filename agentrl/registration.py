@@ -10,7 +10,8 @@ points, so `gymnasium.make("agentrl/Guess-v0")` works too:
 version of the same env. A name with no match raises `EnvNotFound` with suggestions.
 
 Third-party packages register their envs when imported. Three ways to get them loaded:
-`agentrl.make("my_pkg.envs:echo")` imports `my_pkg.envs` first; an entry point in the
+`agentrl.make("my_pkg.envs:echo")` imports `my_pkg.envs` first (from the current
+directory too, as `python -m` would); an entry point in the
 `agentrl.envs` group (`[project.entry-points."agentrl.envs"] my_pkg = "my_pkg.envs"`)
 is imported the first time a name is not found or the registry is listed; or the user
 imports the package. See docs/adding-an-env.md.
@@ -18,10 +19,13 @@ imports the package. See docs/adding-an-env.md.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +35,15 @@ from gymnasium.envs.registration import parse_env_id
 from rapidfuzz import fuzz, process
 
 from agentrl.core import TextEnv
-from agentrl.errors import EnvNotFound, RegistrationError
+from agentrl.errors import EnvNotFound, InvalidArgument, RegistrationError
 
 PLUGIN_GROUP = "agentrl.envs"
+#: gymnasium.make's own keywords, which agentrl envs do not take.
+GYMNASIUM_MAKE_KEYWORDS = {"max_episode_steps", "disable_env_checker", "order_enforce"}
 
 _registered: set[str] = set()
 _plugins_loaded = False
+_plugin_errors: list[str] = []
 
 
 def register(
@@ -51,6 +58,7 @@ def register(
     `entry_point` is `"package.module:Class"` (imported only when the env is made) or
     a callable returning a `TextEnv`. The episode budget lives in the env
     (`max_turns`), not in a gymnasium `TimeLimit` wrapper, so that `fork()` copies it.
+    Registering the same id again with the same entry point does nothing.
     """
     try:
         namespace, name, version = parse_env_id(id)
@@ -67,8 +75,17 @@ def register(
         raise RegistrationError(
             f"entry_point {entry_point!r} is malformed: expected 'package.module:ClassName'."
         )
-    if id in gym.registry and id not in _registered:
-        raise RegistrationError(f"{id!r} is already registered by another library.")
+    if id in gym.registry:
+        existing = gym.registry[id]
+        if id not in _registered:
+            raise RegistrationError(f"{id!r} is already registered by another library.")
+        if existing.entry_point == entry_point and existing.kwargs == dict(kwargs or {}):
+            return  # a module imported twice, or a plug-in loaded again
+        raise RegistrationError(
+            f"{id!r} is already registered with entry point {existing.entry_point!r}; "
+            f"refusing to replace it with {entry_point!r}. Bump the version (e.g. "
+            f"'{namespace}/{name}-v{version + 1}') or pick another namespace."
+        )
     gym.register(
         id=id,
         entry_point=entry_point,
@@ -91,30 +108,23 @@ def _normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def _keys(env_id: str) -> set[str]:
-    """Normalised names that select `env_id` (versioned or not, namespaced or not)."""
-    namespace, name, version = parse_env_id(env_id)
-    return {
-        _normalise(name),
-        _normalise(f"{name}-v{version}"),
-        _normalise(f"{namespace}/{name}"),
-        _normalise(env_id),
-    }
-
-
 def resolve(name: str) -> str:
-    """The registered id that `name` selects, or `EnvNotFound` with suggestions."""
+    """The registered id that `name` selects, or `EnvNotFound` with suggestions.
+
+    `name` is an id (`agentrl/Guess-v0`), a name with or without namespace and version
+    (`guess`, `Guess-v0`, `agentrl/guess`), case and punctuation ignored, or
+    `module:name` to import `module` first.
+    """
     if not isinstance(name, str) or not name.strip():
         raise EnvNotFound(f"An env name must be a non-empty string; got {name!r}.")
     if ":" in name:
         module, _, name = name.partition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
+        if not module.strip() or not name.strip():
             raise EnvNotFound(
-                f"Cannot import {module!r} to find env {name!r}: {exc}. "
-                "Check the module path before the ':'."
-            ) from exc
+                f"{module}:{name!r} is malformed: expected 'package.module:name', "
+                "e.g. 'my_envs:reverse'."
+            )
+        _import_env_module(module.strip(), name)
     found = _match(name)
     if not found:
         _load_plugins()
@@ -128,66 +138,108 @@ def resolve(name: str) -> str:
     raise _not_found(name)
 
 
+def _import_env_module(module: str, name: str) -> None:
+    try:
+        importlib.import_module(module)
+        return
+    except ModuleNotFoundError as exc:
+        # Console scripts do not put the current directory on sys.path; `python -m`
+        # does, and users expect a module next to them to be found.
+        if exc.name != module.split(".")[0] or os.getcwd() in sys.path:
+            raise EnvNotFound(f"Cannot import {module!r} to find env {name!r}: {exc}.") from exc
+    sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        sys.path.remove(os.getcwd())
+        raise EnvNotFound(
+            f"Cannot import {module!r} to find env {name!r}: {exc}. Check the module path "
+            "before the ':' (it is looked up on sys.path and in the current directory)."
+        ) from exc
+
+
 def _match(name: str) -> list[str]:
     """Ids matching `name`; for an unversioned name, only the latest version of each."""
-    key = _normalise(name)
     if name in _registered:
         return [name]
-    hits = [env_id for env_id in _registered if key in _keys(env_id)]
+    try:
+        namespace, base, version = parse_env_id(name.strip())
+    except gym.error.Error:
+        namespace, base, version = None, name, None
+    hits = []
+    for env_id in _registered:
+        env_namespace, env_base, env_version = parse_env_id(env_id)
+        if _normalise(base) != _normalise(env_base):
+            continue
+        if namespace is not None and _normalise(namespace) != _normalise(env_namespace or ""):
+            continue
+        if version is not None and version != env_version:
+            continue
+        hits.append(env_id)
     latest: dict[tuple[str | None, str], str] = {}
     for env_id in hits:
-        namespace, base, version = parse_env_id(env_id)
-        current = latest.get((namespace, base))
-        if current is None or (version or 0) > (parse_env_id(current)[2] or 0):
-            latest[(namespace, base)] = env_id
+        env_namespace, env_base, env_version = parse_env_id(env_id)
+        current = latest.get((env_namespace, env_base))
+        if current is None or (env_version or 0) > (parse_env_id(current)[2] or 0):
+            latest[(env_namespace, env_base)] = env_id
     return sorted(latest.values())
 
 
 def _not_found(name: str) -> EnvNotFound:
     known = sorted(_registered)
-    choices = {}
-    for env_id in known:
-        _, base, _ = parse_env_id(env_id)
-        choices[env_id] = base
+    choices = {env_id: parse_env_id(env_id)[1] for env_id in known}
     scored = process.extract(
         name, choices, scorer=fuzz.WRatio, processor=_normalise, limit=3, score_cutoff=60
     )
     suggestions = [env_id for _, _, env_id in scored]
     hint = f" Did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
     listing = ", ".join(known) if known else "none"
+    broken = (
+        f" Plug-ins that failed to load: {'; '.join(_plugin_errors)}." if _plugin_errors else ""
+    )
     return EnvNotFound(
         f"No env named {name!r}.{hint} Registered envs: {listing}. "
-        "`agentrl envs` lists them; a third-party env loads with 'package.module:name'.",
+        f"`agentrl envs` lists them; a third-party env loads with 'package.module:name'.{broken}",
         suggestions,
     )
 
 
 def _load_plugins() -> None:
-    """Import the modules listed in the `agentrl.envs` entry-point group, once."""
+    """Import the modules of the `agentrl.envs` entry-point group, once.
+
+    A plug-in that fails to import is remembered (and named when a lookup fails),
+    so one broken package does not hide the others.
+    """
     global _plugins_loaded
     if _plugins_loaded:
         return
-    _plugins_loaded = True
     for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
         try:
             entry.load()
         except Exception as exc:
-            raise RegistrationError(
-                f"The env plug-in {entry.name!r} ({entry.value}) failed to import: {exc}. "
-                "Fix or uninstall the package that declares it."
-            ) from exc
+            _plugin_errors.append(f"{entry.name} ({entry.value}): {type(exc).__name__}: {exc}")
+    _plugins_loaded = True
 
 
 def _creator(env_id: str) -> Callable[..., Any]:
     """The class or function behind `env_id`'s entry point (imports its module)."""
     entry = gym.spec(env_id).entry_point
-    return entry if callable(entry) else gym.envs.registration.load_env_creator(entry)
+    if callable(entry):
+        return entry
+    try:
+        return gym.envs.registration.load_env_creator(entry)
+    except (ImportError, AttributeError) as exc:
+        raise RegistrationError(
+            f"{env_id}'s entry point {entry!r} cannot be loaded: {type(exc).__name__}: {exc}. "
+            "Install the package that provides it, or fix the 'module:Class' path."
+        ) from exc
 
 
 def make(name: str, split: str = "train", **kwargs: Any) -> TextEnv:
     """Create a registered env by name, e.g. `agentrl.make("guess", split="test")`.
 
-    Keyword arguments go to the env's constructor (after the registered defaults).
+    Keyword arguments go to the env's constructor (after the registered defaults);
+    one it does not take is an `InvalidArgument` naming those it does.
     """
     env_id = resolve(name)
     creator = _creator(env_id)
@@ -196,6 +248,7 @@ def make(name: str, split: str = "train", **kwargs: Any) -> TextEnv:
             f"{env_id} is registered with {creator.__name__}, not an agentrl.TextEnv subclass; "
             "its entry point must return a TextEnv."
         )
+    _check_kwargs(env_id, kwargs)
     env = gym.make(env_id, split=split, **kwargs)
     if not isinstance(env, TextEnv):
         raise RegistrationError(
@@ -203,6 +256,26 @@ def make(name: str, split: str = "train", **kwargs: Any) -> TextEnv:
             "its entry point must return a TextEnv subclass."
         )
     return env
+
+
+def _check_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    accepted = constructor_parameters(env_id)
+    if accepted is None:
+        return
+    for key in kwargs:
+        if key in accepted:
+            continue
+        if key in GYMNASIUM_MAKE_KEYWORDS:
+            raise InvalidArgument(
+                f"{env_id} does not take {key!r}: agentrl envs are never wrapped by gymnasium; "
+                "the step budget is max_turns."
+            )
+        close = difflib.get_close_matches(key, sorted(accepted), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InvalidArgument(
+            f"{env_id} does not take the argument {key!r}.{hint} "
+            f"It takes: {', '.join(sorted(accepted))}."
+        )
 
 
 def constructor_parameters(env_id: str) -> set[str] | None:

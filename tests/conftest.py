@@ -14,9 +14,11 @@ def registry_sandbox():
     saved_gym = dict(gym.registry)
     saved_ours = set(registration._registered)
     saved_plugins = registration._plugins_loaded
+    saved_errors = list(registration._plugin_errors)
     yield
     gym.registry.clear()
     gym.registry.update(saved_gym)
     registration._registered.clear()
     registration._registered.update(saved_ours)
     registration._plugins_loaded = saved_plugins
+    registration._plugin_errors[:] = saved_errors

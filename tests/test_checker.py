@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -13,9 +14,19 @@ from tests.helpers import CountEnv
 
 
 @pytest.mark.parametrize("env_id", agentrl.registered_ids())
-def test_every_registered_env_passes_the_checker(env_id):
-    for split in ("train", "test"):
-        agentrl.check_env(agentrl.make(env_id, split=split))
+@pytest.mark.parametrize("split", agentrl.SPLITS)
+def test_every_registered_env_passes_the_checker(env_id, split):
+    agentrl.check_env(agentrl.make(env_id, split=split))
+
+
+@pytest.mark.parametrize("recipe", sorted(agentrl.config.bundled_configs()))
+def test_envs_as_the_bundled_recipes_configure_them_pass(recipe):
+    config = agentrl.load_config(recipe)
+    agentrl.check_env(agentrl.make(config.env.name, **config.env.env_kwargs()))
+
+
+def test_single_turn_envs_can_pass():
+    agentrl.check_env(agentrl.make("calculator", max_turns=1))
 
 
 def test_a_correct_env_passes():
@@ -25,6 +36,25 @@ def test_a_correct_env_passes():
 class SharedFork(CountEnv):
     def fork(self):
         return self
+
+
+class ShallowFork(CountEnv):
+    def fork(self):
+        return copy.copy(self)  # shares the history list with the original
+
+
+class EndsOnGarbage(CountEnv):
+    def act(self, action):
+        if not action.startswith("count[") and action != "stop":
+            return Outcome("Bye.", terminated=True, success=False)
+        return super().act(action)
+
+
+class NoReplay(CountEnv):
+    def load_task(self, split, index):
+        observation = super().load_task(split, index)
+        self.value = index + int(random.random() * 1000)  # state that the seed does not fix
+        return observation
 
 
 class Overlapping(CountEnv):
@@ -59,6 +89,9 @@ class Endless(CountEnv):
     ("env_class", "check", "detail"),
     [
         (SharedFork, "fork", "returned the env itself"),
+        (ShallowFork, "fork", "the fork's transitions differ"),
+        (EndsOnGarbage, "malformed actions", "must be answered as invalid"),
+        (NoReplay, "replay", "did not rebuild the state"),
         (Overlapping, "splits", "task id 'task-0' is in 'train' and 'valid'"),
         (Unseeded, "determinism", "gave different tasks"),
         (Fragile, "malformed actions", "raised ValueError: empty action"),

@@ -26,6 +26,7 @@ def test_envs_table_lists_ids_and_split_sizes():
 
 def test_envs_json_is_machine_readable():
     result = runner.invoke(app, ["envs", "--json"])
+    assert result.exit_code == 0
     rows = {row["id"]: row for row in json.loads(result.output)}
     assert rows["agentrl/Guess-v0"]["split_sizes"] == {"train": 144, "valid": 18, "test": 18}
     assert rows["agentrl/Calculator-v0"]["entry_point"] == "agentrl.envs.calculator:CalculatorEnv"
@@ -56,3 +57,35 @@ def test_validate_lists_every_problem_and_exits_2(tmp_path):
         "optim.momentum: unknown key",
     ):
         assert fragment in result.output
+
+
+def test_messages_with_brackets_are_printed_verbatim():
+    result = runner.invoke(app, ["validate", "guess_grpo", "env.name=guess[x]"])
+    assert result.exit_code == 2 and "No env named 'guess[x]'" in result.output
+
+
+def test_a_broken_env_is_reported_without_hiding_the_others(registry_sandbox):
+    agentrl.register("broken/Env-v0", entry_point="no_such_module:Env")
+    result = runner.invoke(app, ["envs", "--json"])
+    assert result.exit_code == 0
+    rows = {row["id"]: row for row in json.loads(result.output)}
+    assert "no_such_module" in rows["broken/Env-v0"]["error"]
+    assert rows["agentrl/Guess-v0"]["split_sizes"]["test"] == 18
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 1
+    assert "FAIL  broken/Env-v0" in result.output and "ok    agentrl/Guess-v0" in result.output
+
+
+def test_module_prefix_finds_a_module_in_the_current_directory(
+    registry_sandbox, tmp_path, monkeypatch
+):
+    (tmp_path / "cwd_envs.py").write_text(
+        "import agentrl\nagentrl.register('cwd/Count-v0', entry_point='tests.helpers:CountEnv')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        "sys.path", [p for p in __import__("sys").path if p not in ("", str(tmp_path))]
+    )
+    result = runner.invoke(app, ["check", "cwd_envs:count"])
+    assert result.exit_code == 0, result.output
+    assert "ok    cwd/Count-v0" in result.output

@@ -121,3 +121,40 @@ def test_resolved_config_round_trips_through_the_saved_file(tmp_path):
     saved = yaml.safe_load(path.read_text())
     assert saved["train"]["steps"] == 7 and saved["env"]["max_turns"] == 8
     assert load_config(path) == config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.steps='20'", "train.steps: Input should be a valid integer"),
+        ("train.steps=20.0", "train.steps: Input should be a valid integer"),
+        ("model.lora=1", "model.lora: Input should be a valid boolean"),
+        ("rollout.top_k=true", "rollout.top_k: Input should be a valid integer"),
+        ("rollout.temperature=.inf", "rollout.temperature: Input should be a finite number"),
+    ],
+)
+def test_no_silent_type_conversions(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_exponent_floats_read_as_numbers(tmp_path):
+    assert load_config(write(tmp_path, "optim:\n  lr: 1e-4\n")).optim.lr == 1e-4
+    assert load_config(None, ["optim.lr=3e-5"]).optim.lr == 3e-5
+    assert load_config(None, ["rollout.temperature=1"]).rollout.temperature == 1.0
+
+
+def test_env_argument_values_are_checked_by_building_the_env():
+    with pytest.raises(
+        ConfigError, match="env: agentrl/Calculator-v0 cannot be created with num_operands='abc'"
+    ):
+        load_config(None, ["env.num_operands=abc"])
+    with pytest.raises(ConfigError, match="allow only 12 expressions"):
+        load_config(None, ["env.num_operands=2", "env.max_operand=2"])
+
+
+def test_a_missing_path_never_falls_back_to_a_bundled_recipe(tmp_path):
+    with pytest.raises(ConfigError, match="no config file"):
+        load_config(tmp_path / "guess_grpo.yaml")
+    with pytest.raises(ConfigError, match="no config file 'guess_grpo.yaml'"):
+        load_config("guess_grpo.yaml")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from agentrl.core import Outcome, TextEnv, TextSpace
-from agentrl.errors import ForkNotSupported, InvalidResetOptions, InvalidSplit, ResetNeeded
+from agentrl.core import Outcome, TextEnv, TextSpace, replay
+from agentrl.errors import (
+    EnvContractError,
+    ForkNotSupported,
+    InvalidActionType,
+    InvalidArgument,
+    InvalidResetOptions,
+    InvalidSplit,
+    ResetNeeded,
+)
 from tests.helpers import CountEnv
 
 
@@ -84,7 +93,7 @@ def test_step_before_reset_or_after_end_raises_reset_needed():
 def test_non_string_action_is_a_type_error():
     env = CountEnv()
     env.reset()
-    with pytest.raises(TypeError, match="must be a str"):
+    with pytest.raises(InvalidActionType, match="must be a str"):
         env.step(3)  # type: ignore[arg-type]
 
 
@@ -95,7 +104,7 @@ def test_termination_without_success_is_rejected():
 
     env = Sloppy()
     env.reset()
-    with pytest.raises(NotImplementedError, match="without success"):
+    with pytest.raises(EnvContractError, match="without success"):
         env.step("x")
 
 
@@ -116,7 +125,7 @@ def test_fork_refused_when_unsupported():
 
     env = External()
     env.reset()
-    with pytest.raises(ForkNotSupported, match="Replay the action prefix"):
+    with pytest.raises(ForkNotSupported, match=r"Use agentrl.core.replay\(env, fresh_env\)"):
         env.fork()
 
 
@@ -143,3 +152,38 @@ def test_subclass_must_implement_the_hooks():
 
     with pytest.raises(NotImplementedError, match="must implement num_tasks"):
         Empty().reset()
+
+
+def test_numpy_integers_are_accepted_and_bools_refused():
+    env = CountEnv(max_turns=np.int64(4))
+    assert env.max_turns == 4
+    _, info = env.reset(seed=np.int64(3), options={"task_index": np.int32(2)})
+    assert info["task_index"] == 2 and env.episode_seed == 3
+    with pytest.raises(InvalidArgument, match="max_turns must be an integer; got True"):
+        CountEnv(max_turns=True)
+    with pytest.raises(InvalidArgument, match="max_turns must be a positive integer"):
+        CountEnv(max_turns=0)
+
+
+def test_options_must_be_a_mapping():
+    with pytest.raises(InvalidResetOptions, match="options must be a dict"):
+        CountEnv().reset(options="task_index=1")  # type: ignore[arg-type]
+
+
+def test_replay_rebuilds_an_unseeded_episode_on_a_fresh_env():
+    env = CountEnv()
+    env.reset(seed=5)
+    env.reset()  # no seed: the drawn seed is recorded so the episode can be rebuilt
+    env.step("oops")
+    env.step(f"count[{env.value + 1}]")
+    fresh = replay(env, CountEnv())
+    assert (fresh.task_index, fresh.value, fresh.turn, fresh.actions) == (
+        env.task_index,
+        env.value,
+        2,
+        env.actions,
+    )
+    with pytest.raises(InvalidArgument, match="fresh CountEnv on split 'train'"):
+        replay(env, CountEnv(split="test"))
+    with pytest.raises(ResetNeeded):
+        replay(CountEnv(), CountEnv())

@@ -9,7 +9,16 @@ import sys
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "adding-an-env.md"
+ROOT = DOC.parent.parent
 BLOCK = re.compile(r"```python( title=(\S+))?\n(.*?)```", re.DOTALL)
+EXCERPT = re.compile(r"```python source=(\S+)\n(.*?)```", re.DOTALL)
+
+
+def test_tutorial_excerpts_match_the_shipped_source():
+    excerpts = EXCERPT.findall(DOC.read_text())
+    assert len(excerpts) >= 3, "the tutorial lost its excerpts of the Guess env"
+    for path, code in excerpts:
+        assert code in (ROOT / path).read_text(), f"excerpt no longer in {path}:\n{code}"
 
 
 def test_adding_an_env_tutorial_runs(registry_sandbox, tmp_path, monkeypatch):

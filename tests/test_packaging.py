@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,24 +30,51 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def test_wheel_installs_subpackages_under_agentrl(tmp_path):
+def _source_copy(dest: Path) -> Path:
+    """The files a fresh clone would have (tracked, plus new files not ignored)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout to know which files a fresh clone has")
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    ).stdout.decode()
+    for name in filter(None, listing.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def test_sdist_and_wheel_install_subpackages_under_agentrl(tmp_path):
+    source = _source_copy(tmp_path / "src")
     subprocess.run(
         [
             sys.executable,
             "-m",
-            "pip",
-            "wheel",
-            str(ROOT),
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "-w",
+            "build",
+            "--no-isolation",
+            "--outdir",
             str(tmp_path / "dist"),
+            str(source),
         ],
         check=True,
         capture_output=True,
         cwd=tmp_path,
     )
+    (sdist,) = (tmp_path / "dist").glob("agentrl-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    for expected in (
+        "setup.py",
+        "envs/guess/env.py",
+        "tools/calculator.py",
+        "configs/guess_grpo.yaml",
+    ):
+        assert expected in members, f"{expected} missing from the sdist"
+
     (wheel,) = (tmp_path / "dist").glob("agentrl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names}

@@ -9,7 +9,7 @@ import gymnasium as gym
 import pytest
 
 import agentrl
-from agentrl.errors import EnvNotFound, RegistrationError
+from agentrl.errors import EnvNotFound, InvalidArgument, RegistrationError
 from agentrl.registration import register, resolve
 from tests.helpers import CountEnv
 
@@ -124,3 +124,56 @@ def test_list_envs_reports_split_sizes_and_descriptions():
     assert guess.split_sizes == {"train": 144, "valid": 18, "test": 18}
     assert guess.description.startswith("Find a secret whole number")
     assert guess.name == "guess" and guess.max_turns == 10 and guess.supports_fork
+
+
+def test_registering_the_same_env_twice_is_a_no_op_but_a_clash_is_an_error(registry_sandbox):
+    register("mylab/Count-v0", entry_point="tests.helpers:CountEnv")
+    register("mylab/Count-v0", entry_point="tests.helpers:CountEnv")  # no warning, no error
+    with pytest.raises(RegistrationError, match="already registered with entry point"):
+        register("mylab/Count-v0", entry_point="agentrl.envs.guess:GuessEnv")
+
+
+@pytest.mark.parametrize("name", [":guess", "guess:", " : "])
+def test_malformed_module_prefix(name):
+    with pytest.raises(EnvNotFound, match="malformed: expected 'package.module:name'"):
+        resolve(name)
+
+
+def test_versions_are_matched_exactly_not_by_punctuation(registry_sandbox):
+    register("lab/Guessv1-v0", entry_point="agentrl.envs.guess:GuessEnv")
+    assert resolve("guessv1") == "lab/Guessv1-v0"
+    with pytest.raises(EnvNotFound, match="No env named 'guess-v1'"):
+        resolve("guess-v1")
+
+
+def test_unknown_constructor_arguments_name_the_accepted_ones():
+    with pytest.raises(
+        InvalidArgument,
+        match="does not take the argument 'num_operand'. Did you mean 'num_operands'",
+    ):
+        agentrl.make("calculator", num_operand=2)
+    with pytest.raises(InvalidArgument, match="the step budget is max_turns"):
+        agentrl.make("guess", max_episode_steps=3)
+
+
+def test_an_entry_point_that_cannot_be_imported_says_so(registry_sandbox):
+    register("broken/Env-v0", entry_point="no_such_module:Env")
+    with pytest.raises(RegistrationError, match="'no_such_module:Env' cannot be loaded"):
+        agentrl.make("broken/Env-v0")
+
+
+def test_a_broken_plugin_does_not_hide_the_others(registry_sandbox, tmp_path, monkeypatch):
+    (tmp_path / "goodplug.py").write_text(
+        'import agentrl\nagentrl.register("good/Count-v0", entry_point="tests.helpers:CountEnv")\n'
+    )
+    (tmp_path / "badplug.py").write_text("raise RuntimeError('boom')\n")
+    for dist_name, module in (("aaa_bad", "badplug"), ("zzz_good", "goodplug")):
+        dist = tmp_path / f"{dist_name}-1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
+        (dist / "entry_points.txt").write_text(f"[agentrl.envs]\n{module} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(agentrl.registration, "_plugins_loaded", False)
+    assert "good/Count-v0" in agentrl.registered_ids()
+    with pytest.raises(EnvNotFound, match="Plug-ins that failed to load: badplug.*boom"):
+        resolve("nothing-like-this")

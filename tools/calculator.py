@@ -74,6 +74,8 @@ def _eval(node: ast.AST) -> Number:
 
 
 def _bounded(value: Number) -> Number:
-    if isinstance(value, complex) or abs(value) > MAX_MAGNITUDE:
+    if isinstance(value, complex):
+        raise CalculatorError("the result is not a real number")
+    if abs(value) > MAX_MAGNITUDE:
         raise CalculatorError(f"result is larger than {MAX_MAGNITUDE:.0e}")
     return value

@@ -19,6 +19,7 @@ import numpy as np
 from agentrl.tools.calculator import CalculatorError, evaluate
 
 from agentrl.core import InvalidAction, Outcome, Split, TextEnv
+from agentrl.errors import InvalidArgument
 
 OPERATORS = ("+", "-", "*")
 SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
@@ -32,7 +33,7 @@ def _tasks(num_operands: int, max_operand: int) -> dict[str, list[str]]:
     space = max_operand**num_operands * len(OPERATORS) ** (num_operands - 1)
     total = min(MAX_TASKS, space // 2)  # half the space keeps rejection sampling quick
     if total < 10:
-        raise ValueError(
+        raise InvalidArgument(
             f"num_operands={num_operands}, max_operand={max_operand} allow only {space} "
             "expressions; raise max_operand or num_operands to get at least 20."
         )
@@ -69,7 +70,7 @@ class CalculatorEnv(TextEnv):
         render_mode: str | None = None,
     ) -> None:
         if num_operands < 2 or max_operand < 2:
-            raise ValueError(
+            raise InvalidArgument(
                 f"num_operands and max_operand must be at least 2; got {num_operands}, "
                 f"{max_operand}."
             )

@@ -1,4 +1,4 @@
-"""Number guessing: the tutorial env (see docs/adding-an-env.md)."""
+"""Number guessing: the tutorial env that docs/adding-an-env.md walks through."""
 
 from agentrl.envs.guess.env import GuessEnv
 

@@ -1,8 +1,10 @@
-"""Number guessing, the tutorial env: find a secret number from "higher" / "lower" hints.
+"""Number guessing: find a secret number from "higher" / "lower" hints.
+
+The tutorial env: docs/adding-an-env.md walks through this file.
 
     env = agentrl.make("guess", split="train")
-    obs, info = env.reset(seed=0)      # "I am thinking of a whole number from 1 to 50. ..."
-    obs, reward, terminated, truncated, info = env.step("guess[25]")   # "Higher."
+    obs, info = env.reset(seed=0)      # "I am thinking of a whole number from 1 to ..."
+    obs, reward, terminated, truncated, info = env.step("guess[5]")   # "Higher.", "Lower."
 
 A task is a pair (upper bound, secret). Every pair for the bounds in `RANGES` is
 enumerated once, shuffled with a fixed seed and cut into train / valid / test, so the
@@ -21,7 +23,9 @@ from agentrl.core import InvalidAction, Outcome, Split, TextEnv
 
 RANGES = (10, 20, 50, 100)
 SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
-_ACTION = re.compile(r"\s*guess\s*\[\s*(-?\d+)\s*\]\s*", re.IGNORECASE)
+# At most 9 digits: a longer number is out of range anyway, and int() of thousands of
+# digits raises instead of answering.
+_ACTION = re.compile(r"\s*guess\s*\[\s*(-?\d{1,9})\s*\]\s*", re.IGNORECASE)
 
 
 @functools.cache

@@ -31,7 +31,7 @@ def test_arithmetic(expression, value):
         ("1 / 0", "division by zero"),
         ("9 ** 9 ** 9", "exponent"),
         ("10 ** 40", "larger than"),
-        ("(-8) ** 0.5", "larger than|complex"),
+        ("(-8) ** 0.5", "not a real number"),
         ("1 +", "cannot parse"),
         ("1" * 201, "longer than"),
         ("'a' * 3", "only numbers"),
