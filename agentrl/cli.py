@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 import agentrl
-from agentrl.errors import AgentRLError
+from agentrl.engines import create_engine
+from agentrl.errors import AgentRLError, InvalidArgument
 from agentrl.registration import describe
 
 app = typer.Typer(
@@ -138,6 +141,87 @@ def validate(
         console.print(Syntax(resolved.to_yaml(), "yaml"))
     env_id = agentrl.resolve(resolved.env.name)
     console.print(Text("valid", style="green") + Text(f": {config} (env {env_id})"))
+
+
+@app.command()
+def rollout(
+    env: Annotated[str | None, typer.Option(help="Env name (default: the config's).")] = None,
+    split: Annotated[str, typer.Option(help="Task split: train, valid or test.")] = "valid",
+    episodes: Annotated[int, typer.Option(help="Episodes in all (tasks x samples).")] = 8,
+    samples_per_task: Annotated[
+        int | None, typer.Option(help="Episodes per task, G (default: the config's).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="'default', 'tiny' or a model directory.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the episodes (JSONL).")] = Path(
+        "trajectories.jsonl"
+    ),
+    config: Annotated[
+        str | None, typer.Option(help="A YAML config or bundled recipe name.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the config's).")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="section.field=value overrides.")
+    ] = None,
+) -> None:
+    """Sample episodes with a model and write them, token-exact, to a JSONL file."""
+    flags = {
+        "env.name": env,
+        "rollout.samples_per_task": samples_per_task,
+        "model.name": model,
+        "train.seed": seed,
+    }
+    if samples_per_task is None and config is None:
+        flags["rollout.samples_per_task"] = 1
+    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    try:
+        resolved = agentrl.load_config(config, [*extra, *(overrides or [])])
+        group = resolved.rollout.samples_per_task
+        if episodes < 1 or episodes % group:
+            raise InvalidArgument(
+                f"--episodes must be a positive multiple of --samples-per-task ({group}); "
+                f"got {episodes}"
+            )
+    except AgentRLError as exc:
+        raise _fail(exc) from None
+    from agentrl.models import load_model
+    from agentrl.rollout.manager import summarize
+    from agentrl.rollout.run import choose_tasks, collect, make_manager
+
+    console.print(
+        Text(
+            f"rollout: {resolved.env.name} ({split}), model {resolved.model.name}, "
+            f"{episodes} episodes = {episodes // group} tasks x {group}"
+        )
+    )
+    try:
+        with console.status("loading the model"):
+            policy, tokenizer = load_model(
+                resolved.model.name, resolved.model.dtype, resolved.engine.device
+            )
+            engine = create_engine(resolved, policy, tokenizer)
+            manager = make_manager(resolved, engine, tokenizer, split)
+        tasks = choose_tasks(manager.num_tasks, episodes // group, resolved.train.seed)
+    except AgentRLError as exc:
+        raise _fail(exc) from None
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("episodes", total=episodes)
+        collected, wall = collect(manager, tasks, out, on_episode=lambda _: progress.advance(bar))
+    manager.close()
+    summary = summarize(collected, wall)
+    table = Table(title=f"{len(collected)} episodes -> {out}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3f}")
+    console.print(table)
 
 
 def main() -> None:

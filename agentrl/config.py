@@ -65,7 +65,7 @@ class ModelConfig(Section):
     """The policy model and how its parameters are trained."""
 
     name: str = "default"
-    """'default' (the bundled SmolLM2-135M-Instruct) or a local Hugging Face model directory."""
+    """'default' (bundled SmolLM2-135M-Instruct), 'tiny' (random-init, tests) or a local HF dir."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Parameter dtype; 'auto' picks bfloat16 on a GPU that supports it, float32 on CPU."""
     lora: bool = True

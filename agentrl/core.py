@@ -117,6 +117,12 @@ class TextEnv(gym.Env[str, str]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
     supports_fork: ClassVar[bool] = True
     default_max_turns: ClassVar[int] = 20
+    #: What the agent is told before its task: the first part of the system prompt.
+    instructions: ClassVar[str] = ""
+    #: How a policy writes actions: "bracket", "tags" or "json" (agentrl.tools.parsers).
+    action_format: ClassVar[str] = "bracket"
+    #: The env's action names, e.g. ("search", "click"); empty accepts any name.
+    action_names: ClassVar[tuple[str, ...]] = ()
     max_observation_chars: ClassVar[int] = 100_000
     max_action_chars: ClassVar[int] = 10_000
 

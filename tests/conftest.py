@@ -22,3 +22,19 @@ def registry_sandbox():
     registration._registered.update(saved_ours)
     registration._plugins_loaded = saved_plugins
     registration._plugin_errors[:] = saved_errors
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The default model's tokenizer (SmolLM2), converted once and cached."""
+    from agentrl.models import load_tokenizer
+
+    return load_tokenizer("default")
+
+
+@pytest.fixture(scope="session")
+def tiny(tokenizer):
+    """A tiny random-init model over the default tokenizer."""
+    from agentrl.models import tiny_model
+
+    return tiny_model(tokenizer, seed=0)

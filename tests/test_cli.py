@@ -89,3 +89,61 @@ def test_module_prefix_finds_a_module_in_the_current_directory(
     result = runner.invoke(app, ["check", "cwd_envs:count"])
     assert result.exit_code == 0, result.output
     assert "ok    cwd/Count-v0" in result.output
+
+
+def test_rollout_writes_token_exact_episodes(tmp_path, tiny, tokenizer):
+    import torch
+
+    from agentrl.rollout import read_episodes
+
+    out = tmp_path / "t.jsonl"
+    result = runner.invoke(
+        app,
+        [
+            "rollout",
+            "--env",
+            "guess",
+            "--episodes",
+            "4",
+            "--samples-per-task",
+            "2",
+            "--model",
+            "tiny",
+            "--out",
+            str(out),
+            "rollout.max_new_tokens=12",
+            "env.max_turns=3",
+        ],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 episodes" in result.output and "tokens_per_s" in result.output
+    episodes = read_episodes(out)
+    assert len(episodes) == 4 and {e.sample_index for e in episodes} == {0, 1}
+    for episode in episodes:
+        assert episode.error is None and episode.num_turns == 3
+        # Recompute the sampled tokens' logprobs and entropies with a plain forward pass
+        # of the same weights (the CLI's tiny model is tiny_model(tokenizer, seed=0)).
+        ids = torch.tensor([episode.token_ids])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(tiny(ids).logits[0, :-1].float(), -1)
+        sampled = [i for i, m in enumerate(episode.loss_mask) if m]
+        chosen = logprobs[[i - 1 for i in sampled], [episode.token_ids[i] for i in sampled]]
+        entropy = -(logprobs.exp() * logprobs).sum(-1)[[i - 1 for i in sampled]]
+        assert torch.allclose(
+            chosen, torch.tensor([episode.logprobs[i] for i in sampled]), atol=1e-3
+        )
+        assert torch.allclose(
+            entropy, torch.tensor([episode.entropies[i] for i in sampled]), atol=1e-3
+        )
+        # Every token that was not sampled is prompt, template or observation: mask 0.
+        assert episode.loss_mask[: episode.prompt_length] == [0] * episode.prompt_length
+        assert tokenizer.decode(episode.token_ids).count("<|im_start|>user\n") == 3
+
+
+def test_rollout_rejects_episodes_not_divisible_by_the_group():
+    result = runner.invoke(
+        app, ["rollout", "--episodes", "5", "--samples-per-task", "2", "--model", "tiny"]
+    )
+    assert result.exit_code == 2
+    assert "--episodes must be a positive multiple of --samples-per-task (2)" in result.output

@@ -60,6 +60,11 @@ class CalculatorEnv(TextEnv):
     """Compute an arithmetic expression with calculate[...], then reply answer[...]."""
 
     default_max_turns = 5
+    instructions = (
+        "Compute the value of an arithmetic expression. You may check your work with the "
+        "calculator, then give your final answer once."
+    )
+    action_names = ("calculate", "answer")
 
     def __init__(
         self,

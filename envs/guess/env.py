@@ -47,6 +47,11 @@ class GuessEnv(TextEnv):
     """Find a secret whole number from higher/lower hints; reply with guess[N]."""
 
     default_max_turns = 10
+    instructions = (
+        "You are playing a number guessing game. Guess the secret number; after each "
+        "guess you are told whether it is higher or lower."
+    )
+    action_names = ("guess",)
 
     def __init__(
         self, split: Split = "train", max_turns: int | None = None, render_mode: str | None = None

@@ -1,0 +1,422 @@
+"""The `hf` engine: in-process transformers generation with exact per-token entropies.
+
+    engine = HFEngine(model, tokenizer, max_batch_size=32)
+    [[completion]] = await engine.generate([GenerationRequest(prompt_ids, SamplingParams())])
+
+Continuous batching: a decode thread keeps one running batch. Between two decode
+steps it admits every waiting request (up to `max_batch_size` sequences), prefills
+them and merges their KV caches into the batch; a sequence that finishes leaves at
+once and its caller is answered right away, so an episode can step its env while the
+others keep decoding. The asyncio event loop never blocks on the model.
+
+Prompts are left-padded; positions count real tokens only, so rows of different
+lengths share a batch. A finished sequence's keys and values go to a prefix cache:
+the next turn of the same episode (or a branch of it) prefills only the tokens it
+adds. Every sampled token comes with its logprob and the exact entropy of the full
+temperature-scaled distribution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from agentrl.engines.base import Completion, GenerationRequest, SamplingParams
+from agentrl.engines.prefix_cache import Entry, Layers, PrefixCache
+from agentrl.engines.sampling import sample_next
+
+
+@dataclass
+class _Sequence:
+    """One sample being generated, and the future its caller awaits."""
+
+    prompt: list[int]
+    params: SamplingParams
+    generator: torch.Generator | None
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    enqueued: float
+    started: float = 0.0
+    prefill: int = 0
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    entropies: list[float] = field(default_factory=list)
+    finish_reason: str = "length"
+
+
+@dataclass
+class _Batch:
+    """The running batch: its sequences and their decode state (decode thread only)."""
+
+    sequences: list[_Sequence]
+    cache: DynamicCache
+    attention: torch.Tensor  # [B, W] 1 where the cache column is a real token
+    positions: torch.Tensor  # [B] position of the last token fed
+    logits: torch.Tensor  # [B, V] next-token logits
+    temperature: torch.Tensor  # [B]
+    top_p: torch.Tensor  # [B]
+    top_k: torch.Tensor  # [B]
+
+    def select(self, keep: list[int]) -> None:
+        index = torch.tensor(keep, device=self.attention.device)
+        self.sequences = [self.sequences[i] for i in keep]
+        self.cache.batch_select_indices(index)
+        for name in ("attention", "positions", "logits", "temperature", "top_p", "top_k"):
+            setattr(self, name, getattr(self, name)[index])
+        # Columns no remaining row uses (left padding of rows that left) are dropped.
+        first = int(self.attention.any(0).long().argmax())
+        if first:
+            self.attention = self.attention[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+
+
+@dataclass
+class EngineStats:
+    """Counters since the engine started (read by benchmarks and metrics)."""
+
+    steps: int = 0
+    sequences: int = 0
+    decoded_tokens: int = 0
+    prefill_tokens: int = 0
+    busy_s: float = 0.0
+
+    @property
+    def mean_batch(self) -> float:
+        """Average sequences per decode step."""
+        return self.decoded_tokens / max(self.steps, 1)
+
+
+class HFEngine:
+    """Continuously batched sampling from a transformers causal LM (CPU or GPU).
+
+    Args:
+        model: a causal LM (`AutoModelForCausalLM`); it is put in eval mode.
+        tokenizer: its tokenizer (used for stop strings and the end-of-turn token).
+        max_batch_size: most sequences decoded together.
+        stop_token_ids: tokens that end a turn; default: the tokenizer's eos token.
+        seed: seed of the engine RNG (used by requests without their own seed).
+        prefix_cache_bytes: memory for finished sequences' KV caches, reused when a later
+            prompt extends them (the next turn of an episode, a branch); 0 disables.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        max_batch_size: int = 32,
+        stop_token_ids: Sequence[int] | None = None,
+        seed: int = 0,
+        prefix_cache_bytes: int = 2 * 1024**3,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1; got {max_batch_size}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        stop = stop_token_ids if stop_token_ids is not None else [tokenizer.eos_token_id]
+        self.stop_token_ids = frozenset(int(t) for t in stop if t is not None)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.generator = torch.Generator().manual_seed(seed)
+        self.stats = EngineStats()
+        self.prefix_cache = PrefixCache(prefix_cache_bytes)
+        self._pending: list[_Sequence] = []
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        # Held during each decode step, so load_weights never swaps weights mid-forward.
+        self._weights_lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ caller side
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """For each request, its `params.n` completions (batched with concurrent callers)."""
+        if self._closed:
+            raise RuntimeError("HFEngine.generate() called after close()")
+        loop = asyncio.get_running_loop()
+        groups: list[list[asyncio.Future]] = []
+        sequences = []
+        now = time.perf_counter()
+        for request in requests:
+            if not request.prompt_ids:
+                raise ValueError("A GenerationRequest needs at least one prompt token")
+            group = []
+            for i in range(request.params.n):
+                seed = request.params.seed
+                generator = None if seed is None else torch.Generator().manual_seed(seed + i)
+                future = loop.create_future()
+                sequences.append(
+                    _Sequence(
+                        list(request.prompt_ids), request.params, generator, future, loop, now
+                    )
+                )
+                group.append(future)
+            groups.append(group)
+        with self._wakeup:
+            self._pending.extend(sequences)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="agentrl-hf-engine", daemon=True
+                )
+                self._thread.start()
+            self._wakeup.notify()
+        return [list(await asyncio.gather(*group)) for group in groups]
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Copy new policy weights in (between decode steps; call it while idle)."""
+        with self._weights_lock:
+            _, unexpected = self.model.load_state_dict(state_dict, strict=False)
+            if unexpected:
+                raise KeyError(
+                    f"load_weights got parameters the model does not have: {unexpected[:5]}"
+                )
+            self.prefix_cache.clear()  # keys and values of the old weights
+
+    def weights_updated(self) -> None:
+        """Call after changing the shared model's weights in place (drops stale caches)."""
+        with self._weights_lock:
+            self.prefix_cache.clear()
+
+    async def close(self) -> None:
+        """Stop the decode thread; callers still waiting get a RuntimeError."""
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        for sequence in self._pending:
+            _answer(sequence, RuntimeError("HFEngine closed"))
+        self._pending.clear()
+
+    # ------------------------------------------------------------------ decode thread
+
+    def _serve(self) -> None:
+        batch: _Batch | None = None
+        while True:
+            with self._wakeup:
+                while not self._pending and batch is None and not self._closed:
+                    self._wakeup.wait()
+                if self._closed:
+                    if batch is not None:
+                        for sequence in batch.sequences:
+                            _answer(sequence, RuntimeError("HFEngine closed"))
+                    return
+                room = self.max_batch_size - (len(batch.sequences) if batch else 0)
+                admitted, self._pending = self._pending[:room], self._pending[room:]
+            try:
+                with self._weights_lock, torch.inference_mode():
+                    started = time.perf_counter()
+                    if admitted:
+                        batch = self._admit(batch, admitted)
+                    batch = self._step(batch) if batch is not None else None
+                    self.stats.busy_s += time.perf_counter() - started
+            except Exception as exc:  # fail the sequences in flight, keep serving
+                for sequence in (batch.sequences if batch else []) + admitted:
+                    _answer(sequence, exc)
+                batch = None
+
+    def _admit(self, batch: _Batch | None, sequences: list[_Sequence]) -> _Batch:
+        now = time.perf_counter()
+        for sequence in sequences:
+            sequence.started = now
+        self.stats.sequences += len(sequences)
+        joined = self._prefill(sequences)
+        return joined if batch is None else _merge(batch, joined)
+
+    def _step(self, batch: _Batch) -> _Batch | None:
+        """Sample one token for every row, answer finished rows, feed the others."""
+        generators = [s.generator or self.generator for s in batch.sequences]
+        tokens, logprobs, entropies = sample_next(
+            batch.logits, batch.temperature, batch.top_p, batch.top_k, generators
+        )
+        self.stats.steps += 1
+        self.stats.decoded_tokens += len(batch.sequences)
+        keep = []
+        for slot, sequence in enumerate(batch.sequences):
+            token = int(tokens[slot])
+            sequence.tokens.append(token)
+            sequence.logprobs.append(float(logprobs[slot]))
+            sequence.entropies.append(float(entropies[slot]))
+            if token in self.stop_token_ids or self._hit_stop_string(sequence):
+                sequence.finish_reason = "stop"
+            elif len(sequence.tokens) >= sequence.params.max_new_tokens:
+                sequence.finish_reason = "length"
+            else:
+                keep.append(slot)
+                continue
+            self._remember(sequence, batch, slot)
+            _answer(sequence, self._completion(sequence))
+        if not keep:
+            return None
+        if len(keep) < len(batch.sequences):
+            batch.select(keep)
+            tokens = tokens[torch.tensor(keep, device=tokens.device)]
+        batch.attention = torch.cat(
+            [batch.attention, batch.attention.new_ones((len(keep), 1))], dim=1
+        )  # [B, W+1]
+        batch.positions = batch.positions + 1  # [B]
+        batch.logits = self.model(
+            input_ids=tokens[:, None],
+            attention_mask=batch.attention,
+            position_ids=batch.positions[:, None],
+            past_key_values=batch.cache,
+            use_cache=True,
+        ).logits[:, -1, :]  # [B, V]
+        return batch
+
+    def _prefill(self, sequences: list[_Sequence]) -> _Batch:
+        """A batch of new sequences with their prompts computed, reusing stored prefixes.
+
+        Row layout: [pad, reused prefix | pad, new prompt tokens], the reused part
+        right-aligned to the past width C and the new part to the new width N; the
+        attention mask marks the holes, and positions count real tokens only.
+        """
+        device = self.device
+        hits = [self.prefix_cache.lookup(s.prompt) for s in sequences]
+        reused = [len(h.tokens) if h is not None else 0 for h in hits]
+        for sequence, count in zip(sequences, reused, strict=True):
+            sequence.prefill = len(sequence.prompt) - count
+        past_width = max(reused)
+        new_width = max(s.prefill for s in sequences)
+        rows = len(sequences)
+        input_ids = torch.full((rows, new_width), self.pad_id, dtype=torch.long)  # [B, N]
+        attention = torch.zeros((rows, past_width + new_width), dtype=torch.long)  # [B, C+N]
+        positions = torch.zeros((rows, new_width), dtype=torch.long)  # [B, N]
+        for row, (sequence, count) in enumerate(zip(sequences, reused, strict=True)):
+            fresh = sequence.prompt[count:]
+            input_ids[row, new_width - len(fresh) :] = torch.tensor(fresh)
+            attention[row, past_width - count : past_width] = 1
+            attention[row, past_width + new_width - len(fresh) :] = 1
+            positions[row, new_width - len(fresh) :] = torch.arange(count, len(sequence.prompt))
+        cache = DynamicCache()
+        if past_width:
+            cache = DynamicCache(ddp_cache_data=_stack_prefixes(hits, past_width))
+        input_ids, attention, positions = (t.to(device) for t in (input_ids, attention, positions))
+        self.stats.prefill_tokens += sum(s.prefill for s in sequences)
+        logits = self.model(
+            input_ids=input_ids,
+            attention_mask=attention,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]  # [B, V]
+        return _Batch(
+            sequences=sequences,
+            cache=cache,
+            attention=attention,
+            positions=positions[:, -1],
+            logits=logits,
+            temperature=torch.tensor([s.params.temperature for s in sequences], device=device),
+            top_p=torch.tensor([s.params.top_p for s in sequences], device=device),
+            top_k=torch.tensor([s.params.top_k for s in sequences], device=device),
+        )
+
+    def _remember(self, sequence: _Sequence, batch: _Batch, slot: int) -> None:
+        """Store a finished row's keys and values: its prompt and all but the last token
+        (the last sampled token was never fed to the model)."""
+        if self.prefix_cache.max_bytes <= 0:
+            return
+        columns = batch.attention[slot].nonzero().squeeze(1)  # [L]
+        layers = [
+            (layer.keys[slot][:, columns].clone(), layer.values[slot][:, columns].clone())
+            for layer in batch.cache.layers
+        ]
+        self.prefix_cache.store(sequence.prompt + sequence.tokens[:-1], layers)
+
+    def _hit_stop_string(self, sequence: _Sequence) -> bool:
+        """Whether the generated text now contains a stop string (decoded for detection only)."""
+        stops = sequence.params.stop
+        if not stops:
+            return False
+        # A stop string of n characters spans at most n tokens, plus one partial token.
+        window = max(len(s) for s in stops) + 1
+        tail = self.tokenizer.decode(sequence.tokens[-window:])
+        return any(stop in tail for stop in stops)
+
+    @staticmethod
+    def _completion(sequence: _Sequence) -> Completion:
+        return Completion(
+            token_ids=sequence.tokens,
+            logprobs=sequence.logprobs,
+            entropies=sequence.entropies,
+            finish_reason=sequence.finish_reason,  # type: ignore[arg-type]
+            entropy_exact=True,
+            prompt_tokens=len(sequence.prompt),
+            prefill_tokens=sequence.prefill,
+            queue_s=sequence.started - sequence.enqueued,
+            generate_s=time.perf_counter() - sequence.started,
+        )
+
+
+def _answer(sequence: _Sequence, result: Completion | BaseException) -> None:
+    """Resolve a caller's future from the decode thread, on the caller's event loop."""
+
+    def resolve() -> None:
+        if sequence.future.done():  # the caller was cancelled
+            return
+        if isinstance(result, BaseException):
+            sequence.future.set_exception(result)
+        else:
+            sequence.future.set_result(result)
+
+    if not sequence.loop.is_closed():
+        sequence.loop.call_soon_threadsafe(resolve)
+
+
+def _stack_prefixes(hits: list[Entry | None], width: int) -> Layers:
+    """Per layer, the stored prefixes of the batch rows, right-aligned to `width`."""
+    template = next(h for h in hits if h is not None).layers
+    stacked: Layers = []
+    for layer, (k0, v0) in enumerate(template):
+        heads, _, dim = k0.shape
+        keys = k0.new_zeros((len(hits), heads, width, dim))  # [B, H, C, D]
+        values = v0.new_zeros((len(hits), heads, width, dim))  # [B, H, C, D]
+        for row, hit in enumerate(hits):
+            if hit is not None:
+                k, v = hit.layers[layer]
+                keys[row, :, width - k.shape[1] :] = k
+                values[row, :, width - v.shape[1] :] = v
+        stacked.append((keys, values))
+    return stacked
+
+
+def _merge(a: _Batch, b: _Batch) -> _Batch:
+    """One batch from two: caches and masks left-padded to the wider one, then stacked."""
+    width = max(a.attention.shape[1], b.attention.shape[1])
+
+    def pad(t: torch.Tensor, dim_from_end: int) -> torch.Tensor:
+        missing = width - t.shape[-dim_from_end]
+        if not missing:
+            return t
+        spec = [0, 0] * (dim_from_end - 1) + [missing, 0]
+        return F.pad(t, spec)
+
+    layers = [
+        (
+            torch.cat([pad(la.keys, 2), pad(lb.keys, 2)]),  # [B, H, W, D]
+            torch.cat([pad(la.values, 2), pad(lb.values, 2)]),  # [B, H, W, D]
+        )
+        for la, lb in zip(a.cache.layers, b.cache.layers, strict=True)
+    ]
+    return _Batch(
+        sequences=a.sequences + b.sequences,
+        cache=DynamicCache(ddp_cache_data=layers),
+        attention=torch.cat([pad(a.attention, 1), pad(b.attention, 1)]),  # [B, W]
+        positions=torch.cat([a.positions, b.positions]),
+        logits=torch.cat([a.logits, b.logits]),
+        temperature=torch.cat([a.temperature, b.temperature]),
+        top_p=torch.cat([a.top_p, b.top_p]),
+        top_k=torch.cat([a.top_k, b.top_k]),
+    )

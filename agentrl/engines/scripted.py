@@ -1,0 +1,82 @@
+"""An engine that replays scripted outputs: the fake twin of the real engines, for tests.
+
+    engine = ScriptedEngine(tokenizer, ["guess[50]", "guess[75]"])   # texts, in call order
+    engine = ScriptedEngine(tokenizer, lambda prompt_ids, index: "guess[50]")
+
+Each scripted text is tokenised and ended with the end-of-turn token; logprobs and
+entropies are fixed values so layers above can be tested without a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from agentrl.engines.base import Completion, GenerationRequest
+
+Script = Sequence[str] | Callable[[Sequence[int], int], str]
+
+
+class ScriptedEngine:
+    """Answers requests with scripted texts, in call order or from a function of the prompt."""
+
+    def __init__(
+        self,
+        tokenizer,
+        script: Script,
+        logprob: float = -0.5,
+        entropy: float = 1.0,
+        delay_s: float = 0.0,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.script = script
+        self.logprob = logprob
+        self.entropy = entropy
+        self.delay_s = delay_s
+        self.calls = 0
+        self.requests: list[GenerationRequest] = []
+        self.stop_id = tokenizer.eos_token_id
+
+    def _text(self, prompt_ids: Sequence[int]) -> str:
+        index = self.calls
+        self.calls += 1
+        if callable(self.script):
+            return self.script(prompt_ids, index)
+        if index >= len(self.script):
+            raise RuntimeError(f"ScriptedEngine ran out of script after {len(self.script)} calls")
+        return self.script[index]
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        results = []
+        for request in requests:
+            self.requests.append(request)
+            completions = []
+            for _ in range(request.params.n):
+                ids = self.tokenizer(
+                    self._text(request.prompt_ids), add_special_tokens=False
+                ).input_ids
+                finish = "stop"
+                if len(ids) < request.params.max_new_tokens:
+                    ids = [*ids, self.stop_id]
+                else:
+                    ids, finish = ids[: request.params.max_new_tokens], "length"
+                completions.append(
+                    Completion(
+                        token_ids=ids,
+                        logprobs=[self.logprob] * len(ids),
+                        entropies=[self.entropy] * len(ids),
+                        finish_reason=finish,
+                        prompt_tokens=len(request.prompt_ids),
+                        prefill_tokens=len(request.prompt_ids),
+                    )
+                )
+            results.append(completions)
+        return results
+
+    def load_weights(self, state_dict: dict) -> None:
+        """Scripted outputs have no weights; accepted so trainer tests can run."""
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,190 @@
+"""Trajectory records: one episode per JSONL line, exactly the tokens the model saw.
+
+    with EpisodeWriter("traj.jsonl") as writer:
+        writer.write(episode)             # flushed line by line: a crash loses nothing written
+    episodes = read_episodes("traj.jsonl")
+
+`token_ids`, `loss_mask`, `logprobs`, `entropies` and `turn_index` are aligned: one
+entry per token of the episode's sequence. Sampled tokens have loss mask 1 and their
+logprob and entropy; prompt, template and observation tokens have mask 0 and null
+logprob and entropy. `turn_index` is the turn a token belongs to (0 for the prompt,
+t for the model's t-th turn and the observation that answers it). `parent`,
+`branch_turn` and `branch_token_index` place a branched episode in its task's tree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TextIO
+
+from agentrl.errors import AgentRLError
+
+
+class TrajectoryFormatError(AgentRLError, ValueError):
+    """A trajectory file line that is not a valid episode record."""
+
+
+@dataclass
+class Episode:
+    """One finished episode: its outcome and its token sequence."""
+
+    episode_id: str
+    """Unique id within a rollout, e.g. 'guess-20-7/s3'."""
+    env_id: str
+    """The registered env id."""
+    task_id: str
+    """The env's id of the task."""
+    split: str
+    """The split the task comes from."""
+    seed: int | None
+    """The seed the env was reset with."""
+    task_index: int
+    """The task's index in its split."""
+    sample_index: int
+    """Which of the task's samples this is (0 .. G-1)."""
+    reward: float = 0.0
+    """Sum of the env's rewards over the episode."""
+    success: bool = False
+    """Whether the env reported the task solved."""
+    terminated: bool = False
+    """The task ended (answer given, item bought)."""
+    truncated: bool = False
+    """A budget ran out: turns, tokens per turn, or context."""
+    num_turns: int = 0
+    """Turns the model took."""
+    num_tool_calls: int = 0
+    """Steps the env marked as tool calls (info['tool_call'])."""
+    num_invalid_actions: int = 0
+    """Turns whose output could not be parsed or that the env rejected."""
+    error: str | None = None
+    """The exception that ended the episode, if any (the batch went on)."""
+    token_ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)
+    logprobs: list[float | None] = field(default_factory=list)
+    entropies: list[float | None] = field(default_factory=list)
+    turn_index: list[int] = field(default_factory=list)
+    prompt_length: int = 0
+    """Tokens of the initial prompt (system prompt, task, assistant header)."""
+    entropy_exact: bool = True
+    """False when entropies were estimated from top-k logprobs."""
+    truncation: str | None = None
+    """What ran out when truncated: 'turns', 'context' or 'env'."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """The env's final info (reward components)."""
+    parent: str | None = None
+    """Episode id this one branched from (None for a root sample)."""
+    branch_turn: int | None = None
+    """Turn at which it branched from its parent."""
+    branch_token_index: int | None = None
+    """Tokens shared with the parent (the branch point in token_ids)."""
+    generate_s: float = 0.0
+    """Seconds spent waiting for the engine."""
+    env_s: float = 0.0
+    """Seconds spent in env reset and steps."""
+
+    def append(
+        self,
+        ids: list[int],
+        mask: int,
+        turn: int,
+        logprobs: list[float] | None = None,
+        entropies: list[float] | None = None,
+    ) -> None:
+        """Add tokens: sampled ones with their logprobs and entropies, others with None."""
+        self.token_ids += ids
+        self.loss_mask += [mask] * len(ids)
+        self.turn_index += [turn] * len(ids)
+        self.logprobs += logprobs if logprobs is not None else [None] * len(ids)
+        self.entropies += entropies if entropies is not None else [None] * len(ids)
+
+    @property
+    def num_generated(self) -> int:
+        """Tokens the model sampled."""
+        return sum(self.loss_mask)
+
+    def check(self) -> None:
+        """Raise `TrajectoryFormatError` if the aligned lists disagree."""
+        n = len(self.token_ids)
+        lengths = {
+            name: len(getattr(self, name))
+            for name in ("loss_mask", "logprobs", "entropies", "turn_index")
+        }
+        bad = {name: length for name, length in lengths.items() if length != n}
+        if bad:
+            raise TrajectoryFormatError(f"episode {self.episode_id}: {n} token_ids but {bad}")
+        for i, (mask, logprob) in enumerate(zip(self.loss_mask, self.logprobs, strict=True)):
+            if (mask == 1) != (logprob is not None):
+                raise TrajectoryFormatError(
+                    f"episode {self.episode_id}: token {i} has loss mask {mask} "
+                    f"but logprob {logprob}"
+                )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Episode:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrajectoryFormatError(f"unknown fields {unknown}")
+        try:
+            episode = cls(**data)
+        except TypeError as exc:
+            raise TrajectoryFormatError(str(exc)) from None
+        episode.check()
+        return episode
+
+
+class EpisodeWriter:
+    """Appends episodes to a JSONL file, one flushed line each."""
+
+    def __init__(self, path: str | Path, append: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = self.path.open("a" if append else "w", encoding="utf-8")
+        self.count = 0
+
+    def write(self, episode: Episode) -> None:
+        self._file.write(episode.to_json() + "\n")
+        self._file.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_episodes(path: str | Path, episodes: Iterable[Episode]) -> int:
+    """Write episodes to a JSONL file (replacing it); returns how many."""
+    with EpisodeWriter(path) as writer:
+        for episode in episodes:
+            writer.write(episode)
+        return writer.count
+
+
+def iter_episodes(path: str | Path) -> Iterator[Episode]:
+    """Episodes of a JSONL file, validated; errors name the line."""
+    with Path(path).open(encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield Episode.from_dict(json.loads(line))
+            except (json.JSONDecodeError, TrajectoryFormatError) as exc:
+                raise TrajectoryFormatError(
+                    f"{path}:{number}: not an episode record: {exc}"
+                ) from None
+
+
+def read_episodes(path: str | Path) -> list[Episode]:
+    """All episodes of a JSONL file."""
+    return list(iter_episodes(path))

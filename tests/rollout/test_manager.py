@@ -1,0 +1,134 @@
+"""The rollout manager with a scripted engine: token-exact records, failures stay local."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+import agentrl
+from agentrl.engines import ScriptedEngine
+from agentrl.rollout.manager import RolloutManager
+from tests.helpers import CountEnv
+
+
+def binary_search(tokenizer):
+    """A policy that reads the chat so far and plays binary search on Guess."""
+
+    def act(prompt_ids, _index):
+        text = tokenizer.decode(prompt_ids)
+        low, high = 1, int(re.search(r"from 1 to (\d+)", text).group(1))
+        for guess, hint in re.findall(r"guess\[(\d+)\].*?user\n(Higher|Lower)", text, re.S):
+            low, high = (int(guess) + 1, high) if hint == "Higher" else (low, int(guess) - 1)
+        return f"guess[{(low + high) // 2}]"
+
+    return act
+
+
+def run(manager, tasks, **kwargs):
+    try:
+        return asyncio.run(manager.run(tasks, **kwargs))
+    finally:
+        manager.close()
+
+
+def test_episodes_are_token_exact_chats(tokenizer):
+    engine = ScriptedEngine(tokenizer, binary_search(tokenizer))
+    manager = RolloutManager(engine, tokenizer, "guess", split="test", samples_per_task=2)
+    episodes = run(manager, [0, 1, 2])
+    assert [(e.task_index, e.sample_index) for e in episodes] == [
+        (t, s) for t in (0, 1, 2) for s in (0, 1)
+    ]
+    for episode in episodes:
+        episode.check()
+        assert episode.success and episode.reward == 1.0 and episode.terminated
+        assert episode.error is None and episode.num_invalid_actions == 0
+        # The sequence is exactly the chat rendered by the template, all at once.
+        text = tokenizer.decode(episode.token_ids)
+        turns = re.findall(r"assistant\n(.*?)<\|im_end\|>", text)
+        observations = re.findall(r"user\n(.*?)<\|im_end\|>", text, re.S)
+        messages = [{"role": "system", "content": manager.chat.system_prompt}]
+        for i, observation in enumerate(observations):
+            messages.append({"role": "user", "content": observation})
+            messages.append({"role": "assistant", "content": turns[i]})
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+        assert text == rendered
+        # Only sampled tokens are trained, and each carries its logprob and entropy.
+        sampled = [t for t, m in zip(episode.token_ids, episode.loss_mask, strict=True) if m]
+        assert tokenizer.decode(sampled).count("guess[") == episode.num_turns
+        assert all(
+            lp == -0.5 for lp, m in zip(episode.logprobs, episode.loss_mask, strict=True) if m
+        )
+        assert episode.num_turns == max(episode.turn_index)
+
+
+def test_an_env_error_stays_in_its_episode(tokenizer, registry_sandbox):
+    class Flaky(CountEnv):
+        def act(self, action):
+            if self.task_index == 1 and self.turn == 3:
+                raise RuntimeError("disk on fire")
+            return super().act(action)
+
+    agentrl.register("test/Flaky-v0", entry_point=Flaky)
+    engine = ScriptedEngine(tokenizer, lambda ids, i: "count[1]")
+    manager = RolloutManager(engine, tokenizer, "flaky", samples_per_task=1)
+    episodes = run(manager, [0, 1, 2])
+    failed = [e for e in episodes if e.error]
+    assert [e.task_index for e in failed] == [1]
+    assert "RuntimeError: disk on fire" in failed[0].error and failed[0].num_turns == 3
+    assert all(e.error is None and e.num_turns > 0 for e in episodes if e.task_index != 1)
+
+
+def test_unparseable_output_is_answered_and_counted(tokenizer):
+    script = ["I think it is about fifty", "guess[50]", "no idea"]
+    engine = ScriptedEngine(tokenizer, lambda ids, i: script[i % 3])
+    manager = RolloutManager(engine, tokenizer, "guess", env_kwargs={"max_turns": 3})
+    [episode] = run(manager, [0])
+    assert episode.num_invalid_actions == 2 and episode.num_turns == 3
+    assert episode.truncated and episode.truncation == "turns" and not episode.success
+    text = tokenizer.decode(episode.token_ids)
+    assert "user\nNo action found" in text or "user\nReply with" in text
+
+
+def test_context_budget_truncates(tokenizer):
+    engine = ScriptedEngine(tokenizer, lambda ids, i: "guess[1] " + "padding " * 40)
+    manager = RolloutManager(engine, tokenizer, "guess", max_context_tokens=220)
+    [episode] = run(manager, [0])
+    assert episode.truncated and episode.truncation == "context"
+    assert len(episode.token_ids) <= 220 + 60  # the last turn may end past it; no new turn starts
+
+
+def test_tool_calls_are_counted(tokenizer):
+    def calculator(ids, index):
+        text = tokenizer.decode(ids)
+        expression = re.search(r"Compute (.*?)\. Tools", text).group(1)
+        results = re.findall(r"user\n(-?\d+)<\|im_end\|>", text)
+        return f"answer[{results[-1]}]" if results else f"calculate[{expression}]"
+
+    engine = ScriptedEngine(tokenizer, calculator)
+    manager = RolloutManager(engine, tokenizer, "calculator", samples_per_task=2)
+    episodes = run(manager, [3, 4])
+    assert all(e.success and e.num_tool_calls == 1 and e.num_turns == 2 for e in episodes)
+
+
+def test_same_seed_and_engine_outputs_give_the_same_episodes(tokenizer):
+    def once():
+        engine = ScriptedEngine(tokenizer, binary_search(tokenizer))
+        manager = RolloutManager(engine, tokenizer, "guess", samples_per_task=3, seed=5)
+        seen = []
+        episodes = run(manager, [4, 9], on_episode=seen.append)
+        assert sorted(e.episode_id for e in seen) == sorted(e.episode_id for e in episodes)
+        return [(e.episode_id, e.seed, e.token_ids, e.reward) for e in episodes], [
+            r.params.seed for r in engine.requests
+        ]
+
+    first, second = once(), once()
+    assert first[0] == second[0]
+    assert sorted(first[1]) == sorted(second[1])  # sampling seeds do not depend on timing
+
+
+def test_out_of_range_tasks_are_refused(tokenizer):
+    manager = RolloutManager(ScriptedEngine(tokenizer, ["x"]), tokenizer, "guess", split="test")
+    with pytest.raises(IndexError, match="outside split 'test'"):
+        run(manager, [18])
