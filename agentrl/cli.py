@@ -176,7 +176,16 @@ def rollout(
         flags["rollout.samples_per_task"] = 1
     extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
     try:
+        if split not in agentrl.SPLITS:
+            raise InvalidArgument(
+                f"--split must be one of {', '.join(agentrl.SPLITS)}; got {split!r}"
+            )
         resolved = agentrl.load_config(config, [*extra, *(overrides or [])])
+        if resolved.rollout.branching != "none":
+            raise InvalidArgument(
+                f"rollout.branching={resolved.rollout.branching!r} is not available in this "
+                "version of agentrl yet; use rollout.branching=none"
+            )
         group = resolved.rollout.samples_per_task
         if episodes < 1 or episodes % group:
             raise InvalidArgument(
@@ -213,8 +222,12 @@ def rollout(
         console=console,
     ) as progress:
         bar = progress.add_task("episodes", total=episodes)
-        collected, wall = collect(manager, tasks, out, on_episode=lambda _: progress.advance(bar))
-    manager.close()
+        try:
+            collected, wall = collect(
+                manager, tasks, out, on_episode=lambda _: progress.advance(bar)
+            )
+        finally:
+            manager.close()
     summary = summarize(collected, wall)
     table = Table(title=f"{len(collected)} episodes -> {out}")
     table.add_column("metric")
@@ -222,6 +235,12 @@ def rollout(
     for key, value in summary.items():
         table.add_row(key, f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3f}")
     console.print(table)
+    failed = [e for e in collected if e.error]
+    for episode in failed[:5]:
+        errors.print(Text(f"{episode.episode_id}: {episode.error}", style="red"))
+    if failed and len(failed) == len(collected):
+        errors.print(Text("every episode failed; see the errors above", style="bold red"))
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

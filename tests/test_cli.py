@@ -147,3 +147,28 @@ def test_rollout_rejects_episodes_not_divisible_by_the_group():
     )
     assert result.exit_code == 2
     assert "--episodes must be a positive multiple of --samples-per-task (2)" in result.output
+
+
+def test_rollout_with_the_default_model(tmp_path):
+    from agentrl.rollout import read_episodes
+
+    out = tmp_path / "d.jsonl"
+    result = runner.invoke(
+        app,
+        [
+            "rollout",
+            "--env",
+            "guess",
+            "--episodes",
+            "2",
+            "--model",
+            "default",
+            "--out",
+            str(out),
+            "rollout.max_new_tokens=8",
+            "env.max_turns=2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    episodes = read_episodes(out)
+    assert len(episodes) == 2 and all(e.error is None and e.num_turns >= 1 for e in episodes)

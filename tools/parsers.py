@@ -8,6 +8,7 @@ Policies are prompted in one of three formats, and a parser per format finds the
 | `bracket` | `Thought: ... Action: search[red shoes]` (ReAct)                 | last one  |
 | `tags`    | `<search>red shoes</search>` (ARPO)                              | first one |
 | `json`    | `<tool_call>{"name": "search", "arguments": {...}}</tool_call>` | first one |
+| `text`    | anything: the whole reply is the action (free-text envs)         | all of it |
 
     parser = make_parser("tags", ["search", "answer"])
     parser.parse("I need data. <search> red shoes </search>")
@@ -38,7 +39,7 @@ from typing import Any, Protocol
 
 from agentrl.errors import ConfigError
 
-PARSERS: tuple[str, ...] = ("bracket", "tags", "json")
+PARSERS: tuple[str, ...] = ("bracket", "tags", "json", "text")
 
 _NAME = re.compile(r"\w+")
 _BRACKET = re.compile(r"[\[\]]")
@@ -252,8 +253,26 @@ class JsonParser:
         return [_TOOL_CALL_CLOSE]
 
 
+class TextParser:
+    """The whole reply, stripped, is the action: for envs that read free text."""
+
+    name = "text"
+
+    def parse(self, text: str) -> ParsedAction:
+        action = text.strip()
+        if not action:
+            return ParsedAction(None, f"The reply was empty. {self.format_hint()}")
+        return ParsedAction(action, None)
+
+    def format_hint(self) -> str:
+        return "Reply with your action as plain text."
+
+    def stop_strings(self) -> list[str]:
+        return []
+
+
 def make_parser(kind: str, action_names: Sequence[str] | None = None) -> ActionParser:
-    """The parser of output format `kind` ("bracket", "tags" or "json").
+    """The parser of output format `kind` ("bracket", "tags", "json" or "text").
 
     `action_names` limits the actions (tools, tags) that count; "tags" requires it.
     Raises `ConfigError` for an unknown kind or bad names.
@@ -264,6 +283,12 @@ def make_parser(kind: str, action_names: Sequence[str] | None = None) -> ActionP
         return TagParser(action_names)
     if kind == "json":
         return JsonParser(action_names)
+    if kind == "text":
+        if action_names is not None:
+            raise ConfigError(
+                ["the 'text' parser takes the whole reply as the action; it has no action names"]
+            )
+        return TextParser()
     raise ConfigError([f"unknown action parser {kind!r}; known parsers: {', '.join(PARSERS)}"])
 
 

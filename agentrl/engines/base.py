@@ -33,10 +33,13 @@ class SamplingParams:
     """Most tokens to generate."""
     stop: tuple[str, ...] = ()
     """Stop once the generated text contains one of these (the tokens that form it are kept)."""
+    stop_token_ids: tuple[int, ...] = ()
+    """Extra token ids that end the turn (besides the engine's end-of-sequence ids)."""
     n: int = 1
     """Independent samples of this prompt."""
     seed: int | None = None
-    """Seed of this request's sampling; sample i uses seed + i. None draws from the engine RNG."""
+    """Seed of this request's sampling (each of its n samples gets its own stream derived
+    from it). None draws from the engine RNG."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -50,6 +53,8 @@ class SamplingParams:
             problems.append(f"max_new_tokens must be >= 1; got {self.max_new_tokens}")
         if self.n < 1:
             problems.append(f"n must be >= 1; got {self.n}")
+        if any(not s for s in self.stop):
+            problems.append("stop strings must be non-empty (an empty one stops at once)")
         if problems:
             raise ValueError("Invalid SamplingParams: " + "; ".join(problems))
 

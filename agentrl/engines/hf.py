@@ -19,6 +19,7 @@ temperature-scaled distribution.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ class _Sequence:
     loop: asyncio.AbstractEventLoop
     enqueued: float
     started: float = 0.0
+    weights_version: int = 0
     prefill: int = 0
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
@@ -87,6 +89,8 @@ class EngineStats:
     decoded_tokens: int = 0
     prefill_tokens: int = 0
     busy_s: float = 0.0
+    admissions: int = 0
+    admit_s: float = 0.0
 
     @property
     def mean_batch(self) -> float:
@@ -105,6 +109,8 @@ class HFEngine:
         seed: seed of the engine RNG (used by requests without their own seed).
         prefix_cache_bytes: memory for finished sequences' KV caches, reused when a later
             prompt extends them (the next turn of an episode, a branch); 0 disables.
+        admit_wait_steps: how many decode steps a newcomer may wait for others to gather
+            before it is admitted into a running batch (0: at once).
     """
 
     def __init__(
@@ -115,18 +121,27 @@ class HFEngine:
         stop_token_ids: Sequence[int] | None = None,
         seed: int = 0,
         prefix_cache_bytes: int = 2 * 1024**3,
+        admit_wait_steps: float = 4.0,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1; got {max_batch_size}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
-        stop = stop_token_ids if stop_token_ids is not None else [tokenizer.eos_token_id]
-        self.stop_token_ids = frozenset(int(t) for t in stop if t is not None)
+        if stop_token_ids is None:
+            stop_token_ids = [tokenizer.eos_token_id, *_generation_eos(model)]
+        self.stop_token_ids = frozenset(int(t) for t in stop_token_ids if t is not None)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.generator = torch.Generator().manual_seed(seed)
+        self.vocab_size = model.get_input_embeddings().num_embeddings
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.stats = EngineStats()
-        self.prefix_cache = PrefixCache(prefix_cache_bytes)
+        # With a sliding attention window, the mask counts cache columns rather than
+        # positions, so the holes a reused prefix leaves would hide in-window tokens.
+        sliding = getattr(model.config, "sliding_window", None) is not None
+        self.prefix_cache = PrefixCache(0 if sliding else prefix_cache_bytes)
+        self._weights_version = 0
+        self.admit_wait_steps = admit_wait_steps
+        self._step_s = 0.0  # moving average of one decode step's time
         self._pending: list[_Sequence] = []
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -151,10 +166,17 @@ class HFEngine:
         for request in requests:
             if not request.prompt_ids:
                 raise ValueError("A GenerationRequest needs at least one prompt token")
+            bad = [t for t in request.prompt_ids if not 0 <= t < self.vocab_size]
+            if bad:
+                raise ValueError(
+                    f"prompt token ids {bad[:5]} are outside the vocabulary [0, {self.vocab_size})"
+                )
             group = []
             for i in range(request.params.n):
-                seed = request.params.seed
-                generator = None if seed is None else torch.Generator().manual_seed(seed + i)
+                generator = None
+                if request.params.seed is not None:
+                    generator = torch.Generator(device=self.device)
+                    generator.manual_seed(_sample_seed(request.params.seed, i))
                 future = loop.create_future()
                 sequences.append(
                     _Sequence(
@@ -176,17 +198,25 @@ class HFEngine:
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Copy new policy weights in (between decode steps; call it while idle)."""
         with self._weights_lock:
-            _, unexpected = self.model.load_state_dict(state_dict, strict=False)
+            known = self.model.state_dict().keys()
+            unexpected = [key for key in state_dict if key not in known]
             if unexpected:
                 raise KeyError(
                     f"load_weights got parameters the model does not have: {unexpected[:5]}"
                 )
-            self.prefix_cache.clear()  # keys and values of the old weights
+            self.model.load_state_dict(state_dict, strict=False)
+            self._new_weights()
 
     def weights_updated(self) -> None:
         """Call after changing the shared model's weights in place (drops stale caches)."""
         with self._weights_lock:
-            self.prefix_cache.clear()
+            self._new_weights()
+
+    def _new_weights(self) -> None:
+        # Keys and values computed with the old weights are stale: drop the stored ones,
+        # and never store those of sequences admitted before the change.
+        self._weights_version += 1
+        self.prefix_cache.clear()
 
     async def close(self) -> None:
         """Stop the decode thread; callers still waiting get a RuntimeError."""
@@ -212,25 +242,63 @@ class HFEngine:
                         for sequence in batch.sequences:
                             _answer(sequence, RuntimeError("HFEngine closed"))
                     return
-                room = self.max_batch_size - (len(batch.sequences) if batch else 0)
-                admitted, self._pending = self._pending[:room], self._pending[room:]
+                admitted = []
+                if self._should_admit(batch):
+                    room = self.max_batch_size - (len(batch.sequences) if batch else 0)
+                    admitted, self._pending = self._pending[:room], self._pending[room:]
             try:
                 with self._weights_lock, torch.inference_mode():
                     started = time.perf_counter()
                     if admitted:
-                        batch = self._admit(batch, admitted)
+                        batch = self._admit_or_fail(batch, admitted)
+                        self.stats.admit_s += time.perf_counter() - started
+                    stepped = time.perf_counter()
                     batch = self._step(batch) if batch is not None else None
-                    self.stats.busy_s += time.perf_counter() - started
-            except Exception as exc:  # fail the sequences in flight, keep serving
-                for sequence in (batch.sequences if batch else []) + admitted:
+                    now = time.perf_counter()
+                    self._step_s = 0.8 * self._step_s + 0.2 * (now - stepped)
+                    self.stats.busy_s += now - started
+            except Exception as exc:  # a failed step fails the sequences in flight only
+                for sequence in batch.sequences if batch else []:
                     _answer(sequence, exc)
                 batch = None
+
+    def _should_admit(self, batch: _Batch | None) -> bool:
+        """Admit waiting sequences now, or let a few more gather first?
+
+        Every admission is a forward pass that does not advance the running rows, so
+        on hardware where a step costs the same for 1 or 16 rows (a CPU), admitting
+        callers one by one as they trickle back from their envs halves throughput.
+        Newcomers join at once when nothing runs, when as many wait as run, or when
+        the oldest has waited `admit_wait_steps` decode steps.
+        """
+        if not self._pending:
+            return False
+        if batch is None or len(self._pending) >= len(batch.sequences):
+            return True
+        if len(batch.sequences) >= self.max_batch_size:
+            return False
+        waited = time.perf_counter() - self._pending[0].enqueued
+        return waited >= self.admit_wait_steps * self._step_s
+
+    def _admit_or_fail(self, batch: _Batch | None, sequences: list[_Sequence]) -> _Batch | None:
+        """Admit `sequences`; if their prefill fails, only they fail, not the running batch."""
+        sequences = [s for s in sequences if not s.future.done()]  # skip cancelled callers
+        if not sequences:
+            return batch
+        try:
+            return self._admit(batch, sequences)
+        except Exception as exc:
+            for sequence in sequences:
+                _answer(sequence, exc)
+            return batch
 
     def _admit(self, batch: _Batch | None, sequences: list[_Sequence]) -> _Batch:
         now = time.perf_counter()
         for sequence in sequences:
             sequence.started = now
+            sequence.weights_version = self._weights_version
         self.stats.sequences += len(sequences)
+        self.stats.admissions += 1
         joined = self._prefill(sequences)
         return joined if batch is None else _merge(batch, joined)
 
@@ -243,12 +311,21 @@ class HFEngine:
         self.stats.steps += 1
         self.stats.decoded_tokens += len(batch.sequences)
         keep = []
+        # One transfer per step, not one per row (a device sync each on a GPU).
+        token_list, logprob_list, entropy_list = (
+            tokens.tolist(),
+            logprobs.tolist(),
+            entropies.tolist(),
+        )
         for slot, sequence in enumerate(batch.sequences):
-            token = int(tokens[slot])
+            if sequence.future.done():  # the caller was cancelled: stop decoding it
+                continue
+            token = token_list[slot]
             sequence.tokens.append(token)
-            sequence.logprobs.append(float(logprobs[slot]))
-            sequence.entropies.append(float(entropies[slot]))
-            if token in self.stop_token_ids or self._hit_stop_string(sequence):
+            sequence.logprobs.append(logprob_list[slot])
+            sequence.entropies.append(entropy_list[slot])
+            stops = self.stop_token_ids | set(sequence.params.stop_token_ids)
+            if token in stops or self._hit_stop_string(sequence):
                 sequence.finish_reason = "stop"
             elif len(sequence.tokens) >= sequence.params.max_new_tokens:
                 sequence.finish_reason = "length"
@@ -284,7 +361,7 @@ class HFEngine:
         """
         device = self.device
         hits = [self.prefix_cache.lookup(s.prompt) for s in sequences]
-        reused = [len(h.tokens) if h is not None else 0 for h in hits]
+        reused = [h[1] if h is not None else 0 for h in hits]
         for sequence, count in zip(sequences, reused, strict=True):
             sequence.prefill = len(sequence.prompt) - count
         past_width = max(reused)
@@ -326,11 +403,11 @@ class HFEngine:
     def _remember(self, sequence: _Sequence, batch: _Batch, slot: int) -> None:
         """Store a finished row's keys and values: its prompt and all but the last token
         (the last sampled token was never fed to the model)."""
-        if self.prefix_cache.max_bytes <= 0:
+        if self.prefix_cache.max_bytes <= 0 or sequence.weights_version != self._weights_version:
             return
         columns = batch.attention[slot].nonzero().squeeze(1)  # [L]
-        layers = [
-            (layer.keys[slot][:, columns].clone(), layer.values[slot][:, columns].clone())
+        layers = [  # indexing with a tensor copies: no clone needed
+            (layer.keys[slot][:, columns], layer.values[slot][:, columns])
             for layer in batch.cache.layers
         ]
         self.prefix_cache.store(sequence.prompt + sequence.tokens[:-1], layers)
@@ -371,13 +448,27 @@ def _answer(sequence: _Sequence, result: Completion | BaseException) -> None:
         else:
             sequence.future.set_result(result)
 
-    if not sequence.loop.is_closed():
+    with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits
         sequence.loop.call_soon_threadsafe(resolve)
 
 
-def _stack_prefixes(hits: list[Entry | None], width: int) -> Layers:
-    """Per layer, the stored prefixes of the batch rows, right-aligned to `width`."""
-    template = next(h for h in hits if h is not None).layers
+def _sample_seed(seed: int, index: int) -> int:
+    """The seed of sample `index` of a request: distinct streams for adjacent seeds."""
+    return (seed * 0x9E3779B1 + index * 0x85EBCA77) % (2**63)
+
+
+def _generation_eos(model: torch.nn.Module) -> list[int]:
+    """End-of-sequence ids from the model's generation config (an int or a list)."""
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    if eos is None:
+        return []
+    return [eos] if isinstance(eos, int) else list(eos)
+
+
+def _stack_prefixes(hits: list[tuple[Entry, int] | None], width: int) -> Layers:
+    """Per layer, the reused prefixes of the batch rows, right-aligned to `width`."""
+    template = next(h for h in hits if h is not None)[0].layers
     stacked: Layers = []
     for layer, (k0, v0) in enumerate(template):
         heads, _, dim = k0.shape
@@ -385,9 +476,10 @@ def _stack_prefixes(hits: list[Entry | None], width: int) -> Layers:
         values = v0.new_zeros((len(hits), heads, width, dim))  # [B, H, C, D]
         for row, hit in enumerate(hits):
             if hit is not None:
-                k, v = hit.layers[layer]
-                keys[row, :, width - k.shape[1] :] = k
-                values[row, :, width - v.shape[1] :] = v
+                entry, count = hit
+                k, v = entry.layers[layer]
+                keys[row, :, width - count :] = k[:, :count]
+                values[row, :, width - count :] = v[:, :count]
         stacked.append((keys, values))
     return stacked
 

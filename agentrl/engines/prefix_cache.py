@@ -1,14 +1,16 @@
-"""A least-recently-used store of finished sequences' KV caches, found by token prefix.
+"""A least-recently-used store of finished sequences' KV caches, reused by common prefix.
 
 A multi-turn episode's next prompt is its previous prompt, the sampled turn and the
 observation: everything but the observation was already computed. A branch's prompt
-is its parent's up to the branch point. The engine stores each finished sequence's
-keys and values here and, for a new prompt, takes the longest stored sequence that is
-a prefix of it, so only the remaining tokens are prefilled.
+shares its parent's tokens up to the branch point. The engine stores each finished
+sequence's keys and values here and, for a new prompt, reuses the longest common
+prefix with any stored sequence, so only the remaining tokens are prefilled.
 
-Entries hold per-layer tensors `[H, L, D]` (heads, tokens, head dim) for the tokens
-they cover. Rotary position embeddings are already applied to stored keys at
-positions 0..L-1, which is where the tokens sit in any prompt they prefix.
+Entries hold per-layer tensors `[H, L, D]` (heads, tokens, head dim). Rotary position
+embeddings are already applied to stored keys at positions 0..L-1, which is where the
+shared tokens sit in any prompt that starts with them. Storing a sequence drops the
+stored ones it extends (an episode's earlier turns), so an episode costs the memory
+of its latest turn only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [H, L, D]
@@ -24,9 +27,16 @@ Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [H, 
 
 @dataclass
 class Entry:
-    tokens: tuple[int, ...]
+    tokens: np.ndarray  # [L] int64
     layers: Layers
     nbytes: int
+
+
+def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the longest common prefix of two token arrays."""
+    length = min(len(a), len(b))
+    differ = np.flatnonzero(a[:length] != b[:length])
+    return int(differ[0]) if len(differ) else length
 
 
 class PrefixCache:
@@ -37,39 +47,45 @@ class PrefixCache:
         self.nbytes = 0
         self.hits = 0
         self.lookups = 0
-        self._entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
+        self._entries: OrderedDict[bytes, Entry] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, prompt: Sequence[int]) -> Entry | None:
-        """The longest stored sequence that is a proper prefix of `prompt` (one token
-        at least must stay to be computed, since the engine needs its logits)."""
+    def lookup(self, prompt: Sequence[int]) -> tuple[Entry, int] | None:
+        """The stored entry sharing the longest prefix with `prompt`, and how many of its
+        tokens to reuse (at most all but the prompt's last token, whose logits are needed)."""
         self.lookups += 1
-        best: Entry | None = None
+        if not self._entries or len(prompt) < 2:
+            return None
+        query = np.asarray(prompt, dtype=np.int64)
+        best: tuple[Entry, int] | None = None
         for entry in self._entries.values():
-            length = len(entry.tokens)
-            if length >= len(prompt) or (best is not None and length <= len(best.tokens)):
-                continue
-            if tuple(prompt[:length]) == entry.tokens:
-                best = entry
+            shared = min(common_prefix(entry.tokens, query), len(prompt) - 1)
+            if shared > 0 and (best is None or shared > best[1]):
+                best = (entry, shared)
         if best is not None:
             self.hits += 1
-            self._entries.move_to_end(best.tokens)
+            self._entries.move_to_end(best[0].tokens.tobytes())
         return best
 
     def store(self, tokens: Sequence[int], layers: Layers) -> None:
         """Keep `layers` (per layer keys and values `[H, L, D]`) for `tokens`."""
-        key = tuple(tokens)
-        if not key or self.max_bytes <= 0:
+        if not tokens or self.max_bytes <= 0:
             return
+        array = np.asarray(tokens, dtype=np.int64)
+        key = array.tobytes()
         if key in self._entries:
             self._entries.move_to_end(key)
             return
         nbytes = sum(k.nbytes + v.nbytes for k, v in layers)
         if nbytes > self.max_bytes:
             return
-        self._entries[key] = Entry(key, layers, nbytes)
+        for old_key, old in list(self._entries.items()):  # superseded: this one extends it
+            if len(old.tokens) < len(array) and common_prefix(old.tokens, array) == len(old.tokens):
+                del self._entries[old_key]
+                self.nbytes -= old.nbytes
+        self._entries[key] = Entry(array, layers, nbytes)
         self.nbytes += nbytes
         while self.nbytes > self.max_bytes:
             _, evicted = self._entries.popitem(last=False)

@@ -28,11 +28,13 @@ def sample_next(
     entropy = torch.logsumexp(scaled, dim=-1) - (probs * scaled).sum(-1)  # [B]
 
     draw_probs = probs
-    if bool(((top_p < 1) | (top_k > 0)).any()):
-        draw_probs = _filtered(scaled, top_p, top_k)  # [B, V]
+    filtering = (top_p < 1) | (top_k > 0)  # [B]
+    if bool(filtering.any()):
+        # Only rows that asked for it: a seeded row's draw must not depend on its batch.
+        draw_probs = torch.where(filtering[:, None], _filtered(scaled, top_p, top_k), probs)
     tokens = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)  # [B]
-    for row, generator in enumerate(generators):
-        if greedy[row]:
+    for row, (generator, is_greedy) in enumerate(zip(generators, greedy.tolist(), strict=True)):
+        if is_greedy:
             tokens[row] = torch.argmax(logits[row])
         else:
             tokens[row] = torch.multinomial(draw_probs[row], 1, generator=generator)[0]

@@ -3,8 +3,9 @@
     engine = ScriptedEngine(tokenizer, ["guess[50]", "guess[75]"])   # texts, in call order
     engine = ScriptedEngine(tokenizer, lambda prompt_ids, index: "guess[50]")
 
-Each scripted text is tokenised and ended with the end-of-turn token; logprobs and
-entropies are fixed values so layers above can be tested without a model.
+Each scripted text is tokenised and ended with the end-of-turn token (or cut after a
+stop string, like the real engines); logprobs and entropies are fixed values so
+layers above can be tested without a model.
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ class ScriptedEngine:
             self.requests.append(request)
             completions = []
             for _ in range(request.params.n):
+                text, finish = self._text(request.prompt_ids), "stop"
+                cut = [text.index(s) + len(s) for s in request.params.stop if s in text]
                 ids = self.tokenizer(
-                    self._text(request.prompt_ids), add_special_tokens=False
+                    text[: min(cut)] if cut else text, add_special_tokens=False
                 ).input_ids
-                finish = "stop"
-                if len(ids) < request.params.max_new_tokens:
+                if cut:  # stopped by a stop string, as the real engines do: no end token
+                    ids = ids[: request.params.max_new_tokens]
+                elif len(ids) < request.params.max_new_tokens:
                     ids = [*ids, self.stop_id]
                 else:
                     ids, finish = ids[: request.params.max_new_tokens], "length"

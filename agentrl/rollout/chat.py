@@ -46,6 +46,12 @@ class ChatFormat:
         self.observation_role = observation_role
         self._head = self._messages(_USER)
         self.closing_ids = self._closing()
+        if not self.closing_ids:
+            raise TemplateError(
+                "The chat template puts nothing after an assistant message, so the end of a "
+                "turn cannot be told apart from the model running on. Use a template that "
+                "closes assistant messages with an end-of-turn token."
+            )
         preflight(self)
 
     # ------------------------------------------------------------------ rendering
@@ -108,9 +114,13 @@ def preflight(chat: ChatFormat) -> None:
     """Check that deltas rebuild the template's own rendering of a whole episode.
 
     Renders a three-turn conversation at once and piece by piece (prompt, assistant
-    content, `turn_end`, `observation`, ...) and compares text and tokens.
+    content, `turn_end`, `observation`, ...) and compares the texts. The turns hold a
+    reasoning block, which templates that strip reasoning from past turns remove. Only
+    the text must match: where a template's boundaries tokenize differently in context
+    (e.g. a blank line before content), the episode keeps the tokens the model saw.
     """
-    turns = [f"{_ASSISTANT} one", f"{_ASSISTANT} two", f"{_ASSISTANT} three"]
+    reasoning = "<think>\nREASON_7f3a\n</think>\n\n"
+    turns = [f"{reasoning}{_ASSISTANT} one", f"{_ASSISTANT} two", f"{reasoning}{_ASSISTANT} 3"]
     observations = [f"{_USER} a", f"{_USER} b"]
     messages = list(chat._messages(f"{_USER} task"))
     ids = chat.prompt(f"{_USER} task")
@@ -122,9 +132,8 @@ def preflight(chat: ChatFormat) -> None:
             ids += chat.observation(observations[index])
             messages.append({"role": chat.observation_role, "content": observations[index]})
     whole_text = chat.render(messages, generation_prompt=False)
-    whole = chat.encode(whole_text)
-    if ids != whole:
-        pieces = chat.tokenizer.decode(ids)
+    pieces = chat.tokenizer.decode(ids)
+    if pieces != whole_text:
         raise TemplateError(
             "The chat template is not prefix-preserving for this model, so token-exact "
             "multi-turn rollouts would train on sequences the template never produces. "

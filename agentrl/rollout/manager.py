@@ -16,6 +16,7 @@ scheduling: every sampling seed derives from (seed, task, sample, turn).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import traceback
@@ -104,10 +105,13 @@ class RolloutManager:
         self.parser = make_parser(action_format or probe.action_format, names)
         if system_prompt is None:
             system_prompt = build_system_prompt(probe, self.parser.format_hint())
-        probe.close()
+        with contextlib.suppress(Exception):  # a probe's failing close() is not our concern
+            probe.close()
         self.chat = ChatFormat(tokenizer, system_prompt)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agentrl-env")
-        self._limit = asyncio.Semaphore(max_concurrent)
+        self.max_concurrent = max_concurrent
+        # The template's end-of-turn token ends a turn even where it is not the eos token.
+        self.stop_token_ids = tuple(self.chat.closing_ids[:1])
 
     def _make_env(self) -> TextEnv:
         return make(self.env_id, split=self.split, **self.env_kwargs)
@@ -129,8 +133,10 @@ class RolloutManager:
                 f"(it has {self.num_tasks} tasks)"
             )
 
+        limit = asyncio.Semaphore(self.max_concurrent)  # bound to this run's event loop
+
         async def one(task_index: int, sample_index: int) -> Episode:
-            async with self._limit:
+            async with limit:
                 episode = await self.run_episode(task_index, sample_index)
             if on_episode is not None:
                 on_episode(episode)
@@ -170,7 +176,12 @@ class RolloutManager:
             episode.error = f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})"
         finally:
             if env is not None:
-                await self._in_pool(env.close)
+                try:
+                    await self._in_pool(env.close)
+                except Exception as exc:
+                    episode.error = (
+                        episode.error or f"env.close() failed: {type(exc).__name__}: {exc}"
+                    )
         return episode
 
     async def _turns(self, env: TextEnv, episode: Episode, task_index: int, sample: int) -> None:
@@ -183,6 +194,7 @@ class RolloutManager:
                 **self.sampling,
                 max_new_tokens=min(self.max_new_tokens, room),
                 stop=tuple(self.parser.stop_strings()),
+                stop_token_ids=self.stop_token_ids,
                 seed=_derive_seed(self.seed, task_index, sample, turn),
             )
             started = time.perf_counter()
@@ -220,7 +232,12 @@ class RolloutManager:
             if turn == self.max_turns:
                 episode.truncated, episode.truncation = True, "turns"
                 return
-            episode.append(self.chat.observation(observation), 0, turn)
+            reply = self.chat.observation(observation)
+            if len(episode.token_ids) + len(reply) >= self.max_context_tokens:
+                # No room for the reply and a next turn: the episode ends within budget.
+                episode.truncated, episode.truncation = True, "context"
+                return
+            episode.append(reply, 0, turn)
 
     def close(self) -> None:
         """Stop the env worker threads."""

@@ -1,7 +1,7 @@
 """Trajectory records: one episode per JSONL line, exactly the tokens the model saw.
 
     with EpisodeWriter("traj.jsonl") as writer:
-        writer.write(episode)             # flushed line by line: a crash loses nothing written
+        writer.write(episode)             # checked, then flushed: a crash loses nothing written
     episodes = read_episodes("traj.jsonl")
 
 `token_ids`, `loss_mask`, `logprobs`, `entropies` and `turn_index` are aligned: one
@@ -10,11 +10,13 @@ logprob and entropy; prompt, template and observation tokens have mask 0 and nul
 logprob and entropy. `turn_index` is the turn a token belongs to (0 for the prompt,
 t for the model's t-th turn and the observation that answers it). `parent`,
 `branch_turn` and `branch_token_index` place a branched episode in its task's tree.
+Lines are written as episodes finish, so their order follows completion, not tasks.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -106,24 +108,56 @@ class Episode:
         return sum(self.loss_mask)
 
     def check(self) -> None:
-        """Raise `TrajectoryFormatError` if the aligned lists disagree."""
+        """Raise `TrajectoryFormatError` naming the first field that is not as documented."""
+        name = f"episode {self.episode_id}"
         n = len(self.token_ids)
         lengths = {
-            name: len(getattr(self, name))
-            for name in ("loss_mask", "logprobs", "entropies", "turn_index")
+            key: len(getattr(self, key))
+            for key in ("loss_mask", "logprobs", "entropies", "turn_index")
         }
-        bad = {name: length for name, length in lengths.items() if length != n}
+        bad = {key: length for key, length in lengths.items() if length != n}
         if bad:
-            raise TrajectoryFormatError(f"episode {self.episode_id}: {n} token_ids but {bad}")
-        for i, (mask, logprob) in enumerate(zip(self.loss_mask, self.logprobs, strict=True)):
-            if (mask == 1) != (logprob is not None):
+            raise TrajectoryFormatError(f"{name}: {n} token_ids but {bad}")
+        for key, kind in (
+            ("reward", (int, float)),
+            ("success", bool),
+            ("terminated", bool),
+            ("truncated", bool),
+            ("num_turns", int),
+            ("prompt_length", int),
+        ):
+            value = getattr(self, key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise TrajectoryFormatError(f"{name}: {key} must be {kind}; got {value!r}")
+        if not math.isfinite(self.reward):
+            raise TrajectoryFormatError(f"{name}: reward must be finite; got {self.reward}")
+        if not 0 <= self.prompt_length <= n:
+            raise TrajectoryFormatError(
+                f"{name}: prompt_length {self.prompt_length} is outside [0, {n}]"
+            )
+        previous_turn = 0
+        for i in range(n):
+            token, mask, turn = self.token_ids[i], self.loss_mask[i], self.turn_index[i]
+            if not isinstance(token, int) or isinstance(token, bool) or token < 0:
+                raise TrajectoryFormatError(f"{name}: token {i} is {token!r}, not a token id")
+            if mask not in (0, 1) or isinstance(mask, bool):
+                raise TrajectoryFormatError(f"{name}: token {i} has loss mask {mask!r}")
+            for key, label in (("logprobs", "logprob"), ("entropies", "entropy")):
+                value = getattr(self, key)[i]
+                if (mask == 1) != (value is not None):
+                    raise TrajectoryFormatError(
+                        f"{name}: token {i} has loss mask {mask} but {label} {value}"
+                    )
+                if value is not None and not (isinstance(value, float) and math.isfinite(value)):
+                    raise TrajectoryFormatError(f"{name}: token {i} has {label} {value!r}")
+            if not isinstance(turn, int) or turn < previous_turn:
                 raise TrajectoryFormatError(
-                    f"episode {self.episode_id}: token {i} has loss mask {mask} "
-                    f"but logprob {logprob}"
+                    f"{name}: turn_index must be non-decreasing integers; token {i} has {turn!r}"
                 )
+            previous_turn = turn
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Episode:
@@ -149,6 +183,7 @@ class EpisodeWriter:
         self.count = 0
 
     def write(self, episode: Episode) -> None:
+        episode.check()
         self._file.write(episode.to_json() + "\n")
         self._file.flush()
         self.count += 1
@@ -178,7 +213,12 @@ def iter_episodes(path: str | Path) -> Iterator[Episode]:
             if not line.strip():
                 continue
             try:
-                yield Episode.from_dict(json.loads(line))
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    raise TrajectoryFormatError(
+                        f"expected a JSON object; got {type(data).__name__}"
+                    )
+                yield Episode.from_dict(data)
             except (json.JSONDecodeError, TrajectoryFormatError) as exc:
                 raise TrajectoryFormatError(
                     f"{path}:{number}: not an episode record: {exc}"

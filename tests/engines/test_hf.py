@@ -186,3 +186,102 @@ def test_bad_sampling_params_are_refused():
         SamplingParams(top_p=0)
     with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
         SamplingParams(max_new_tokens=0)
+
+
+def test_bad_token_ids_fail_only_their_own_request(tiny, tokenizer):
+    async def go():
+        engine = HFEngine(tiny, tokenizer)
+        with pytest.raises(ValueError, match="outside the vocabulary"):
+            await engine.generate([GenerationRequest([10**7], SamplingParams())])
+        [[ok]] = await engine.generate(
+            [GenerationRequest([5, 6], SamplingParams(max_new_tokens=3))]
+        )
+        await engine.close()
+        return ok
+
+    assert len(run(go()).token_ids) == 3
+
+
+def test_cancelled_callers_stop_decoding(tiny, tokenizer):
+    async def go():
+        engine = HFEngine(tiny, tokenizer)
+        long = asyncio.ensure_future(
+            engine.generate([GenerationRequest([5, 6, 7], SamplingParams(max_new_tokens=3000))])
+        )
+        await asyncio.sleep(0.3)
+        long.cancel()
+        await asyncio.sleep(0.3)
+        decoded = engine.stats.decoded_tokens
+        await asyncio.sleep(0.3)
+        after = engine.stats.decoded_tokens
+        await engine.close()
+        return decoded, after
+
+    decoded, after = run(go())
+    assert decoded < 3000 and after == decoded  # nothing decoded for nobody
+
+
+def test_sequences_admitted_before_a_weight_change_are_not_cached(tokenizer):
+    from agentrl.models import tiny_model
+
+    model, other = tiny_model(tokenizer, seed=0), tiny_model(tokenizer, seed=1)
+    prompt = words(tokenizer, "Stale keys")
+
+    async def go():
+        engine = HFEngine(model, tokenizer)
+        running = asyncio.ensure_future(
+            engine.generate([GenerationRequest(prompt, SamplingParams(max_new_tokens=200, seed=0))])
+        )
+        await asyncio.sleep(0.1)
+        engine.load_weights(other.state_dict())  # mid-generation
+        [[first]] = await running
+        [[second]] = await engine.generate(
+            [GenerationRequest(prompt + first.token_ids, SamplingParams(max_new_tokens=4))]
+        )
+        await engine.close()
+        return first, second
+
+    first, second = run(go())
+    assert second.prefill_tokens == len(prompt) + len(first.token_ids)  # no stale reuse
+    assert_exact(other, prompt + first.token_ids, second)
+
+
+def test_request_stop_token_ids_end_the_turn(tiny, tokenizer):
+    prompt = words(tokenizer, "Stop tokens")
+
+    async def go():
+        engine = HFEngine(tiny, tokenizer)
+        [[base]] = await engine.generate(
+            [GenerationRequest(prompt, SamplingParams(temperature=0, max_new_tokens=6))]
+        )
+        [[cut]] = await engine.generate(
+            [
+                GenerationRequest(
+                    prompt,
+                    SamplingParams(
+                        temperature=0, max_new_tokens=6, stop_token_ids=(base.token_ids[0],)
+                    ),
+                )
+            ]
+        )
+        await engine.close()
+        return base, cut
+
+    base, cut = run(go())
+    assert cut.token_ids == base.token_ids[:1] and cut.finish_reason == "stop"
+
+
+def test_sliding_window_models_do_not_reuse_prefixes(tokenizer):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        sliding_window=8,
+    )
+    engine = HFEngine(MistralForCausalLM(config), tokenizer)
+    assert engine.prefix_cache.max_bytes == 0

@@ -65,3 +65,20 @@ def test_seeded_generators_reproduce_draws():
         generators = [torch.Generator().manual_seed(7 + i) for i in range(3)]
         runs.append(sample_next(logits, *params(3), generators=generators)[0].tolist())
     assert runs[0] == runs[1]
+
+
+def test_a_row_without_filtering_draws_the_same_whatever_its_batch_mates():
+    logits = torch.randn(2, 5000, generator=torch.Generator().manual_seed(3))
+    alone, mixed = [], []
+    for draws, top_p in ((alone, 1.0), (mixed, 0.5)):
+        generators = [torch.Generator().manual_seed(9), torch.Generator().manual_seed(10)]
+        for _ in range(50):
+            tokens, _, _ = sample_next(
+                logits,
+                torch.ones(2),
+                torch.tensor([1.0, top_p]),
+                torch.zeros(2, dtype=torch.long),
+                generators,
+            )
+            draws.append(tokens[0].item())
+    assert alone == mixed

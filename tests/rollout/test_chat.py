@@ -56,3 +56,26 @@ def test_tokenizer_without_template_is_refused(tokenizer):
     bare.chat_template = None
     with pytest.raises(TemplateError, match="has no chat template"):
         ChatFormat(bare)
+
+
+def test_template_that_strips_past_reasoning_is_refused(tokenizer):
+    stripping = copy.copy(tokenizer)
+    stripping.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n"
+        "{% if m.role == 'assistant' and not loop.last %}"
+        "{{ m.content.split('</think>')[-1].lstrip() }}{% else %}{{ m.content }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with pytest.raises(TemplateError, match="not prefix-preserving"):
+        ChatFormat(stripping, "system")
+
+
+def test_template_that_never_closes_a_turn_is_refused(tokenizer):
+    open_ended = copy.copy(tokenizer)
+    open_ended.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+        "{% if m.role != 'assistant' %}<|im_end|>\n{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with pytest.raises(TemplateError, match="puts nothing after an assistant message"):
+        ChatFormat(open_ended, "system")

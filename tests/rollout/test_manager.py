@@ -96,7 +96,8 @@ def test_context_budget_truncates(tokenizer):
     manager = RolloutManager(engine, tokenizer, "guess", max_context_tokens=220)
     [episode] = run(manager, [0])
     assert episode.truncated and episode.truncation == "context"
-    assert len(episode.token_ids) <= 220 + 60  # the last turn may end past it; no new turn starts
+    # A turn is cut to the room left; only the template's closing tokens may pass it.
+    assert len(episode.token_ids) <= 220 + len(manager.chat.closing_ids)
 
 
 def test_tool_calls_are_counted(tokenizer):
@@ -132,3 +133,33 @@ def test_out_of_range_tasks_are_refused(tokenizer):
     manager = RolloutManager(ScriptedEngine(tokenizer, ["x"]), tokenizer, "guess", split="test")
     with pytest.raises(IndexError, match="outside split 'test'"):
         run(manager, [18])
+
+
+def test_a_manager_runs_again_in_a_new_event_loop(tokenizer):
+    engine = ScriptedEngine(tokenizer, binary_search(tokenizer))
+    manager = RolloutManager(engine, tokenizer, "guess", samples_per_task=2, max_concurrent=1)
+    try:
+        for _ in range(2):  # each collect() call runs its own event loop
+            assert all(e.success for e in asyncio.run(manager.run([0, 1])))
+    finally:
+        manager.close()
+
+
+def test_env_close_failure_is_recorded_not_raised(tokenizer, registry_sandbox):
+    class BadClose(CountEnv):
+        def close(self):
+            raise RuntimeError("close failed")
+
+    agentrl.register("test/BadClose-v0", entry_point=BadClose)
+    manager = RolloutManager(
+        ScriptedEngine(tokenizer, lambda ids, i: "stop"), tokenizer, "badclose"
+    )
+    [episode] = run(manager, [0])
+    assert episode.error == "env.close() failed: RuntimeError: close failed"
+
+
+def test_the_template_end_of_turn_token_is_a_stop_token(tokenizer):
+    engine = ScriptedEngine(tokenizer, ["guess[5]"] * 10)
+    manager = RolloutManager(engine, tokenizer, "guess", env_kwargs={"max_turns": 1})
+    run(manager, [0])
+    assert engine.requests[0].params.stop_token_ids == (manager.chat.closing_ids[0],)

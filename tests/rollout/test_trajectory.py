@@ -85,3 +85,30 @@ def test_misaligned_lists_are_rejected():
         episode(turn_index=[0] * 5).check()
     with pytest.raises(TrajectoryFormatError, match="token 0 has loss mask 0 but logprob -1"):
         episode(logprobs=[-1.0, None, None, -0.1, -0.2, None]).check()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"token_ids": ["1", 2, 3, 4, 5, 6]}, "token 0 is '1', not a token id"),
+        ({"loss_mask": [0, 0, 0, 2, 1, 0]}, "token 3 has loss mask 2"),
+        ({"entropies": [0.5, None, None, 1.0, 2.0, None]}, "token 0 has loss mask 0 but entropy"),
+        ({"logprobs": [None, None, None, float("nan"), -0.2, None]}, "token 3 has logprob nan"),
+        ({"reward": "lots"}, "reward must be"),
+        ({"success": "yes"}, "success must be"),
+        ({"prompt_length": 7}, "prompt_length 7 is outside"),
+        ({"turn_index": [0, 0, 1, 0, 1, 1]}, "turn_index must be non-decreasing"),
+    ],
+)
+def test_check_rejects_each_malformed_field(changes, message):
+    with pytest.raises(TrajectoryFormatError, match=message):
+        episode(**changes).check()
+
+
+def test_writer_refuses_an_invalid_episode_and_reader_a_non_object(tmp_path):
+    with EpisodeWriter(tmp_path / "t.jsonl") as writer, pytest.raises(TrajectoryFormatError):
+        writer.write(episode(loss_mask=[0] * 6))
+    path = tmp_path / "u.jsonl"
+    path.write_text("5\n")
+    with pytest.raises(TrajectoryFormatError, match="u.jsonl:1: .*expected a JSON object"):
+        read_episodes(path)

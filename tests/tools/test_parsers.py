@@ -229,8 +229,8 @@ def test_stop_strings():
 
 
 def test_names_and_hints():
-    assert PARSERS == ("bracket", "tags", "json")
-    for kind in PARSERS:
+    assert PARSERS == ("bracket", "tags", "json", "text")
+    for kind in ("bracket", "tags", "json"):
         parser = make_parser(kind, ["search", "click"])
         assert parser.name == kind
         assert "search" in parser.format_hint() and "click" in parser.format_hint()
@@ -244,7 +244,7 @@ def test_duplicate_names_are_kept_once():
 @pytest.mark.parametrize(
     ("kind", "names", "message"),
     [
-        ("xml", None, "unknown action parser 'xml'; known parsers: bracket, tags, json"),
+        ("xml", None, "unknown action parser 'xml'; known parsers: bracket, tags, json, text"),
         ("tags", None, "the 'tags' parser needs action_names"),
         ("tags", [], "the 'tags' parser needs action_names"),
         ("bracket", [], "action_names is empty"),
@@ -274,7 +274,7 @@ ADVERSARIAL = [
 ]
 
 
-@pytest.mark.parametrize("kind", PARSERS)
+@pytest.mark.parametrize("kind", ["bracket", "tags", "json"])
 def test_adversarial_text_never_raises(kind):
     parser = make_parser(kind, ["search", "answer"])
     for text in ADVERSARIAL:
@@ -285,3 +285,14 @@ def test_adversarial_text_never_raises(kind):
 def test_deeply_nested_brackets_still_parse():
     text = "search[" * 10000 + "x" + "]" * 10000
     assert make_parser("bracket", ["search"]).parse(text).action == text
+
+
+def test_text_parser_takes_the_whole_reply():
+    parser = make_parser("text")
+    assert parser.parse("  go north\n") == ParsedAction("go north", None)
+    assert parser.parse("   ").action is None and "plain text" in parser.parse("").error
+    assert parser.stop_strings() == []
+    for text in ADVERSARIAL:
+        assert parser.parse(text).action == text.strip()
+    with pytest.raises(ConfigError, match="has no action names"):
+        make_parser("text", ["search"])
