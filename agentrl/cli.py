@@ -9,6 +9,7 @@ agentrl --version
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -241,6 +242,86 @@ def rollout(
     if failed and len(failed) == len(collected):
         errors.print(Text("every episode failed; see the errors above", style="bold red"))
         raise typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    env: Annotated[str | None, typer.Option(help="Env name (default: the config's).")] = None,
+    algo: Annotated[
+        str | None, typer.Option(help="Preset: grpo, dapo, epo, empg, gigpo, aepo.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (resumes from its last checkpoint).")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option(help="A YAML config or bundled recipe name.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="'default', 'tiny' or a model directory.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="section.field=value overrides.")
+    ] = None,
+) -> None:
+    """Train a policy with RL on an environment's train split."""
+    from agentrl.train import PRESETS
+    from agentrl.train import train as run_training
+
+    try:
+        if algo is not None and algo not in PRESETS:
+            raise InvalidArgument(
+                f"--algo must be one of {', '.join(PRESETS)}; got {algo!r}"
+                + (
+                    " (branching presets arrive with branching rollout)"
+                    if algo in ("arpo",)
+                    else ""
+                )
+            )
+        flags = {"env.name": env, "train.steps": steps, "model.name": model}
+        extra = [*PRESETS.get(algo or "", [])]
+        extra += [f"{key}={value}" for key, value in flags.items() if value is not None]
+        resolved = agentrl.load_config(config, [*extra, *(overrides or [])])
+    except AgentRLError as exc:
+        raise _fail(exc) from None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = (
+        out or Path(resolved.train.out_dir) / f"{resolved.env.name}-{algo or 'custom'}-{stamp}"
+    )
+    console.print(Syntax(resolved.to_yaml(), "yaml"))
+    console.print(Text(f"run directory: {run_dir}"))
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("training", total=resolved.train.steps)
+
+        def on_step(step: int, metrics: dict) -> None:
+            reward = metrics.get("rollout/reward", 0.0)
+            progress.update(bar, completed=step, description=f"training (reward {reward:.3f})")
+
+        try:
+            result = run_training(resolved, run_dir, on_step=on_step)
+        except AgentRLError as exc:
+            raise _fail(exc) from None
+    table = Table(title=f"{result.steps} steps -> {run_dir}")
+    table.add_column("step", justify="right")
+    for key in ("rollout/reward", "rollout/success", "train/loss", "train/entropy"):
+        table.add_column(key, justify="right")
+    for index, metrics in enumerate(result.metrics, start=result.steps - len(result.metrics) + 1):
+        table.add_row(
+            str(index),
+            *(
+                f"{metrics.get(k, float('nan')):.3f}"
+                for k in ("rollout/reward", "rollout/success", "train/loss", "train/entropy")
+            ),
+        )
+    console.print(table)
+    if result.checkpoint is not None:
+        console.print(Text(f"checkpoint: {result.checkpoint}"))
 
 
 def main() -> None:

@@ -76,6 +76,8 @@ class ModelConfig(Section):
     """LoRA scaling alpha (the update is scaled by alpha / r)."""
     lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     """Dropout on the LoRA input."""
+    lora_targets: list[str] | Literal["all-linear"] = "all-linear"
+    """Modules that get LoRA adapters: 'all-linear' or names such as [q_proj, v_proj]."""
 
 
 class EngineConfig(Section):
@@ -123,6 +125,18 @@ class AlgorithmConfig(Section):
     """Policy loss by registered name."""
     regularizers: list[str] = Field(default_factory=list)
     """Extra loss terms by registered name, e.g. [epo]."""
+    advantage_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Hyper-parameters of the advantage estimator, e.g. {zeta: 0.1} for empg."""
+    loss_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Hyper-parameters of the loss besides the clip ranges, e.g. {dual_clip_c: 3.0}."""
+    regularizer_kwargs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Hyper-parameters per regularizer, e.g. {epo: {alpha: 0.05}}."""
+    entropy_advantage: float = Field(default=0.0, ge=0)
+    """AEPO's entropy-aware advantage weight a (A·(1 + a·z_H)); 0 disables it."""
+    dynamic_sampling: bool = False
+    """DAPO: drop task groups whose rewards are all equal and sample more tasks instead."""
+    dynamic_sampling_rounds: int = Field(default=3, ge=1)
+    """Most extra sampling rounds per step when dynamic sampling drops groups."""
     clip_eps_low: float = Field(default=0.2, ge=0)
     """Lower PPO clip range epsilon_low."""
     clip_eps_high: float = Field(default=0.2, ge=0)

@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -184,31 +185,41 @@ def main() -> None:
     parser.add_argument("--min-sleep", type=float, default=0.05)
     parser.add_argument("--max-sleep", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per mode (medians shown)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     agentrl.register("bench/Sleepy-v0", entry_point=SleepyEnv)
     model, tokenizer = load_model(args.model)
     tasks = [int(i) for i in np.arange(args.tasks)]
-    rows = {}
-    generated, wall = run_async(manager_for(model, tokenizer, args, sleep=False), tasks)  # warm-up
-    for name, sleep, runner in (
+    modes = (
         ("a: async, env waits", True, run_async),
         ("b: async, no env waits", False, run_async),
         ("c: turn-synchronous, env waits", True, None),
-    ):
-        manager = manager_for(model, tokenizer, args, sleep)
-        if runner is None:
-            generated, wall = run_sync(manager, tasks, args.turns)
-        else:
-            generated, wall = runner(manager, tasks)
-        rows[name] = {
-            "wall_s": wall,
-            "generated_tokens": generated,
-            "tokens_per_s": generated / wall,
-            **engine_stats(manager),
-        }
-
+    )
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in modes}
+    run_async(manager_for(model, tokenizer, args, sleep=False), tasks)  # warm-up
+    # Modes alternate within each repeat, so that load from other processes on this
+    # shared machine falls on all of them alike; the table shows medians.
+    for _ in range(args.repeats):
+        for name, sleep, runner in modes:
+            manager = manager_for(model, tokenizer, args, sleep)
+            if runner is None:
+                generated, wall = run_sync(manager, tasks, args.turns)
+            else:
+                generated, wall = runner(manager, tasks)
+            runs[name].append(
+                {
+                    "wall_s": wall,
+                    "generated_tokens": generated,
+                    "tokens_per_s": generated / wall,
+                    **engine_stats(manager),
+                }
+            )
+    rows = {
+        name: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for name, results in runs.items()
+    }
     a, b, c = (rows[k]["tokens_per_s"] for k in rows)
     ratios = {"a/b (target >= 0.9)": a / b, "a/c speed-up (target >= 2)": a / c}
     table = Table(
@@ -225,10 +236,10 @@ def main() -> None:
         table.add_row(
             name,
             f"{row['wall_s']:.2f}",
-            str(row["generated_tokens"]),
+            f"{row['generated_tokens']:.0f}",
             f"{row['tokens_per_s']:.1f}",
             f"{row['mean_batch']:.1f}",
-            str(row["admissions"]),
+            f"{row['admissions']:.0f}",
         )
     for name, value in ratios.items():
         table.add_row(name, "", "", f"{value:.2f}", "", "")
@@ -237,7 +248,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": platform.python_version(), "cpus": os.cpu_count(), **vars(args)}
     meta["out"] = str(out)
-    out.write_text(json.dumps({"meta": meta, "modes": rows, "ratios": ratios}, indent=2))
+    out.write_text(
+        json.dumps({"meta": meta, "medians": rows, "runs": runs, "ratios": ratios}, indent=2)
+    )
     print(f"wrote {out}")
 
 

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import time
 import traceback
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -167,6 +168,7 @@ class RolloutManager:
             episode.env_s += time.perf_counter() - started
             episode.task_id = info["task_id"]
             episode.episode_id = f"{episode.task_id}/s{sample_index}"
+            episode.observation_hashes.append(zlib.crc32(observation.encode()))
             prompt = self.chat.prompt(observation)
             episode.append(prompt, 0, 0)
             episode.prompt_length = len(prompt)
@@ -209,6 +211,7 @@ class RolloutManager:
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             parsed = self.parser.parse(text)
             terminated = truncated = False
+            reward = 0.0
             if parsed.action is None:
                 observation = parsed.error or "No action found."
                 episode.num_invalid_actions += 1
@@ -224,6 +227,7 @@ class RolloutManager:
                 if terminated or truncated:
                     episode.success = bool(info.get("success", False))
                     episode.info = {k: v for k, v in info.items() if _is_json(v)}
+            episode.step_rewards.append(float(reward))
             episode.append(self.chat.turn_end(generated), 0, turn)
             if terminated or truncated:
                 episode.terminated, episode.truncated = terminated, truncated
@@ -238,6 +242,7 @@ class RolloutManager:
                 episode.truncated, episode.truncation = True, "context"
                 return
             episode.append(reply, 0, turn)
+            episode.observation_hashes.append(zlib.crc32(observation.encode()))
 
     def close(self) -> None:
         """Stop the env worker threads."""

@@ -76,6 +76,10 @@ class Episode:
     """What ran out when truncated: 'turns', 'context' or 'env'."""
     info: dict[str, Any] = field(default_factory=dict)
     """The env's final info (reward components)."""
+    step_rewards: list[float] = field(default_factory=list)
+    """Reward of each turn's env step (0 for a turn whose output did not parse)."""
+    observation_hashes: list[int] = field(default_factory=list)
+    """CRC32 of the observation each turn answered (the task for turn 1): GiGPO's states."""
     parent: str | None = None
     """Episode id this one branched from (None for a root sample)."""
     branch_turn: int | None = None

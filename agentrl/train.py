@@ -1,0 +1,336 @@
+"""The training loop: collect -> advantages -> loss -> step -> sync -> log -> checkpoint.
+
+    result = train(load_config("calculator_grpo"), run_dir="runs/calc")
+
+One function that reads top to bottom (`train`), and the small pieces it calls. The
+policy and the `hf` engine share one model object in this process, so "sync" after an
+optimizer step only tells the engine to drop its stale KV caches. Old logprobs are the
+engine's sampling logprobs (the update is on-policy); the engine-vs-trainer mismatch on
+the same tokens is logged as `train/logprob_mismatch_kl`. Resuming from a run directory
+continues from its latest complete checkpoint, exactly (weights, optimizer, RNG, data
+cursor, EPO history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agentrl.algos.batch import advantage_input, collate, pack, token_advantages
+from agentrl.algos.logprobs import sequence_logprobs
+from agentrl.algos.losses import entropy_aware_advantage
+from agentrl.algos.registry import aggregate, get_advantage, get_loss, get_regularizer
+from agentrl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agentrl.config import Config
+from agentrl.engines import create_engine
+from agentrl.errors import ConfigError
+from agentrl.models import load_model
+from agentrl.monitor import MetricsLogger
+from agentrl.rollout.manager import RolloutManager, summarize
+from agentrl.rollout.run import make_manager
+from agentrl.rollout.trajectory import Episode, EpisodeWriter
+
+PEFT_DEPRECATION = "`is_gradient_checkpointing` is deprecated"
+
+#: `agentrl train --algo NAME`: the config overrides each preset stands for.
+PRESETS: dict[str, list[str]] = {
+    "grpo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip"],
+    "dapo": [
+        "algorithm.advantage=grpo",
+        "algorithm.loss=ppo_clip",
+        "algorithm.clip_eps_high=0.28",
+        "algorithm.dynamic_sampling=true",
+        "algorithm.loss_agg=token-mean",
+    ],
+    "epo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip", "algorithm.regularizers=[epo]"],
+    "empg": ["algorithm.advantage=empg", "algorithm.loss=ppo_clip"],
+    "gigpo": ["algorithm.advantage=gigpo", "algorithm.loss=ppo_clip"],
+    "aepo": [
+        "algorithm.advantage=grpo",
+        "algorithm.loss=aepo",
+        "algorithm.clip_eps_high=0.28",
+        "algorithm.entropy_advantage=0.2",
+    ],
+}
+
+
+@dataclass
+class TrainResult:
+    """What a finished run returns."""
+
+    run_dir: Path
+    steps: int
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def train(
+    config: Config, run_dir: str | Path, on_step: Callable[[int, dict], None] | None = None
+) -> TrainResult:
+    """Train `config.train.steps` steps in `run_dir` (resuming from its last checkpoint)."""
+    run_dir = Path(run_dir)
+    _check(config)
+    config.save(run_dir)
+    _seed_everything(config.train.seed)
+
+    model, tokenizer = load_model(config.model.name, config.model.dtype, config.engine.device)
+    model = _trainable(model, config)
+    engine = create_engine(config, model, tokenizer)
+    manager = make_manager(config, engine, tokenizer, split="train")
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.optim.lr,
+        weight_decay=config.optim.weight_decay,
+    )
+    warmup = max(config.optim.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    state: dict[str, Any] = {"epoch": 0, "cursor": 0, "regularizers": {}}
+    start = 0
+    if (checkpoint := latest_checkpoint(run_dir)) is not None:
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        start = state["step"]
+    logger = MetricsLogger(
+        run_dir, config.log.tensorboard, config.log.wandb, config.model_dump(mode="json")
+    )
+    writer = (
+        EpisodeWriter(run_dir / "trajectories.jsonl", append=True)
+        if config.log.trajectories
+        else None
+    )
+    result = TrainResult(run_dir=run_dir, steps=start)
+    try:
+        for step in range(start, config.train.steps):
+            started = time.perf_counter()
+            # 1. collect: tasks_per_step tasks x samples_per_task episodes from the train split
+            manager.seed = config.train.seed * 1_000_003 + step
+            episodes, rollout_metrics = _collect(config, manager, state, writer)
+            # 2-4. advantages, loss, optimizer step (none when no group was informative)
+            update_metrics = {"train/skipped": 1.0}
+            if episodes:
+                model.train()
+                update_metrics = update(config, model, optimizer, episodes, state, step)
+                scheduler.step()
+                model.eval()
+            # 5. sync: the engine serves this same model; its cached keys are stale now
+            engine.weights_updated()
+            # 6. log
+            metrics = {
+                **rollout_metrics,
+                **update_metrics,
+                "train/lr": scheduler.get_last_lr()[0],
+                "perf/step_s": time.perf_counter() - started,
+            }
+            logger.log(step + 1, metrics)
+            result.metrics.append(metrics)
+            result.steps = step + 1
+            if on_step is not None:
+                on_step(step + 1, metrics)
+            # 7. checkpoint
+            every = config.train.save_every
+            if step + 1 == config.train.steps or (every and (step + 1) % every == 0):
+                result.checkpoint = save_checkpoint(
+                    run_dir, step + 1, model, tokenizer, optimizer, scheduler, state
+                )
+    finally:
+        logger.close()
+        if writer is not None:
+            writer.close()
+        asyncio.run(engine.close())
+        manager.close()
+    return result
+
+
+def _check(config: Config) -> None:
+    """Knobs this version cannot honour are errors, not silent no-ops."""
+    problems = []
+    if config.rollout.branching != "none":
+        problems.append(
+            f"rollout.branching: {config.rollout.branching!r} is not available in this version "
+            "of agentrl yet; use rollout.branching=none"
+        )
+    if config.engine.backend != "hf":
+        problems.append("engine.backend: training runs the in-process 'hf' engine only for now")
+    for name in [config.algorithm.advantage, config.algorithm.loss]:
+        if not name:
+            problems.append("algorithm names must not be empty")
+    try:
+        get_advantage(config.algorithm.advantage)
+        get_loss(config.algorithm.loss)
+        for name in config.algorithm.regularizers:
+            get_regularizer(name)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _trainable(model: Any, config: Config) -> Any:
+    """LoRA adapters (peft) or all parameters, as the config says."""
+    if not config.model.lora:
+        model.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.model.lora_rank,
+        lora_alpha=config.model.lora_alpha,
+        lora_dropout=config.model.lora_dropout,
+        target_modules=config.model.lora_targets,
+        task_type="CAUSAL_LM",
+    )
+    with warnings.catch_warnings():
+        # peft asks transformers a question that transformers 5 answers with a
+        # deprecation warning; nothing for our users to act on.
+        warnings.filterwarnings("ignore", PEFT_DEPRECATION, FutureWarning)
+        return get_peft_model(model, lora).eval()
+
+
+def _next_tasks(manager: RolloutManager, state: dict[str, Any], count: int, seed: int) -> list[int]:
+    """The next `count` train tasks of a seeded permutation, reshuffled at each epoch."""
+    tasks: list[int] = []
+    while len(tasks) < count:
+        order = np.random.default_rng([seed, state["epoch"]]).permutation(manager.num_tasks)
+        take = order[state["cursor"] : state["cursor"] + count - len(tasks)]
+        tasks += [int(t) for t in take]
+        state["cursor"] += len(take)
+        if state["cursor"] >= manager.num_tasks:
+            state["epoch"], state["cursor"] = state["epoch"] + 1, 0
+    return tasks
+
+
+def _collect(
+    config: Config, manager: RolloutManager, state: dict[str, Any], writer: EpisodeWriter | None
+) -> tuple[list[Episode], dict[str, float]]:
+    """One step's episodes; with dynamic sampling, groups with equal rewards are replaced."""
+    wanted = config.rollout.tasks_per_step
+    kept: list[Episode] = []
+    collected: list[Episode] = []
+    started = time.perf_counter()
+    rounds = 1 + (
+        config.algorithm.dynamic_sampling_rounds if config.algorithm.dynamic_sampling else 0
+    )
+    for _ in range(rounds):
+        groups_kept = len({e.task_index for e in kept})
+        if groups_kept >= wanted:
+            break
+        tasks = _next_tasks(manager, state, wanted - groups_kept, config.train.seed)
+        episodes = asyncio.run(manager.run(tasks, on_episode=writer.write if writer else None))
+        collected += episodes
+        for task in tasks:
+            group = [e for e in episodes if e.task_index == task and e.error is None]
+            informative = len({e.reward for e in group}) > 1
+            if group and (informative or not config.algorithm.dynamic_sampling):
+                kept += group
+    wall = time.perf_counter() - started
+    summary = summarize(collected, wall)
+    metrics = {f"rollout/{k}": v for k, v in summary.items()}
+    metrics["rollout/groups_kept"] = float(len({e.task_index for e in kept}))
+    lengths = [e.num_generated for e in collected]
+    metrics["rollout/response_tokens"] = float(np.mean(lengths)) if lengths else 0.0
+    return kept, metrics
+
+
+def update(
+    config: Config,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    episodes: list[Episode],
+    state: dict[str, Any],
+    step: int,
+) -> dict[str, float]:
+    """Advantages, then `ppo_epochs` passes of gradient accumulation over micro-batches,
+    one optimizer step each. Returns the update's metrics."""
+    algo = config.algorithm
+    inputs = advantage_input(episodes)
+    turn_adv = get_advantage(algo.advantage)(inputs, **algo.advantage_kwargs)  # [K]
+    token_adv = token_advantages(episodes, inputs, turn_adv)
+    loss_fn = get_loss(algo.loss)
+    loss_kwargs = {
+        "clip_eps_low": algo.clip_eps_low,
+        "clip_eps_high": algo.clip_eps_high,
+        **algo.loss_kwargs,
+    }
+    loss_kwargs = {k: v for k, v in loss_kwargs.items() if k in _params(loss_fn)}
+    device = next(model.parameters()).device
+    micro_batches = pack(episodes, config.train.micro_batch_tokens)
+    total_tokens = sum(sum(e.loss_mask) for e in episodes)
+    sums: dict[str, float] = {}
+    for _ in range(config.train.ppo_epochs):
+        optimizer.zero_grad(set_to_none=True)
+        for rows in micro_batches:
+            batch = collate(episodes, rows, token_adv).to(device)
+            logprobs, entropy = sequence_logprobs(
+                model,
+                batch.input_ids,
+                batch.attention_mask,
+                temperature=config.rollout.temperature,
+            )  # [B, T], [B, T]
+            advantages = batch.advantages  # [B, T]
+            if algo.entropy_advantage > 0:
+                advantages = entropy_aware_advantage(
+                    advantages, entropy.detach(), batch.loss_mask, a=algo.entropy_advantage
+                )
+            loss, metrics = loss_fn(
+                logprobs,
+                batch.old_logprobs,
+                advantages,
+                batch.loss_mask,
+                agg=algo.loss_agg,
+                **loss_kwargs,
+            )
+            for name in algo.regularizers:
+                extra, extra_metrics = get_regularizer(name)(
+                    logprobs=logprobs,
+                    entropy=entropy,
+                    mask=batch.loss_mask,
+                    turn_index=batch.turn_index,
+                    step=step,
+                    total_steps=config.train.steps,
+                    state=state["regularizers"].setdefault(name, {}),
+                    **algo.regularizer_kwargs.get(name, {}),
+                )
+                loss = loss + extra
+                metrics = {**metrics, **extra_metrics}
+            share = batch.tokens / max(total_tokens, 1)  # token-mean over the whole batch
+            (loss * share).backward()
+            with torch.no_grad():
+                mismatch = batch.old_logprobs - logprobs  # [B, T] engine vs trainer
+                metrics = {
+                    **metrics,
+                    "loss": loss.detach(),
+                    "entropy": aggregate(entropy.detach(), batch.loss_mask, "token-mean"),
+                    "logprob_mismatch_kl": aggregate(mismatch, batch.loss_mask, "token-mean"),
+                }
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value) * share
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in model.parameters() if p.requires_grad], config.optim.max_grad_norm
+        )
+        optimizer.step()
+    epochs = config.train.ppo_epochs
+    out = {f"train/{k}": v / epochs for k, v in sums.items()}
+    out["train/grad_norm"] = float(grad_norm)
+    out["train/tokens"] = float(total_tokens)
+    out["train/advantage_abs_mean"] = float(turn_adv.abs().mean()) if len(turn_adv) else 0.0
+    return out
+
+
+def _params(fn: Callable) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(fn).parameters)
