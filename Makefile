@@ -30,12 +30,12 @@ setup:
 	    echo "$(WANT)" > $(STAMP); \
 	fi
 
-# The main job. Until the trainer lands this runs the end-to-end path that exists:
-# the registry, the env checker over every env, and a bundled recipe's validation.
+# The main job: a short GRPO run of the bundled SmolLM2-135M-Instruct with LoRA on the
+# Calculator env, on the CPU (a few minutes). The WebShop recipe replaces it when that
+# env lands.
+DEMO_ARGS ?= rollout.tasks_per_step=2 rollout.max_new_tokens=32 env.max_turns=3
 demo: setup
-	$(BIN)/agentrl envs
-	$(BIN)/agentrl check
-	$(BIN)/agentrl validate guess_grpo --print
+	$(BIN)/agentrl train --config calculator_grpo --algo grpo --steps 2 $(DEMO_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

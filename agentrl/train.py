@@ -8,7 +8,9 @@ optimizer step only tells the engine to drop its stale KV caches. Old logprobs a
 engine's sampling logprobs (the update is on-policy); the engine-vs-trainer mismatch on
 the same tokens is logged as `train/logprob_mismatch_kl`. Resuming from a run directory
 continues from its latest complete checkpoint, exactly (weights, optimizer, RNG, data
-cursor, EPO history).
+cursor, EPO history). `update` also runs under torch.distributed (several processes,
+e.g. started by `accelerate launch`): gradients are summed over ranks, each rank
+normalising by the global token count, so ranks end identical to one process.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ import torch
 from agentrl.algos.batch import advantage_input, collate, pack, token_advantages
 from agentrl.algos.logprobs import sequence_logprobs
 from agentrl.algos.losses import entropy_aware_advantage
-from agentrl.algos.registry import aggregate, get_advantage, get_loss, get_regularizer
+from agentrl.algos.registry import (
+    aggregate,
+    get_advantage,
+    get_loss,
+    get_regularizer,
+    hyperparameters,
+)
 from agentrl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agentrl.config import Config
 from agentrl.engines import create_engine
@@ -162,13 +170,39 @@ def _check(config: Config) -> None:
     for name in [config.algorithm.advantage, config.algorithm.loss]:
         if not name:
             problems.append("algorithm names must not be empty")
+    algo = config.algorithm
     try:
-        get_advantage(config.algorithm.advantage)
-        get_loss(config.algorithm.loss)
-        for name in config.algorithm.regularizers:
-            get_regularizer(name)
+        checks = [
+            ("advantage_kwargs", get_advantage(algo.advantage), algo.advantage_kwargs),
+            ("loss_kwargs", get_loss(algo.loss), algo.loss_kwargs),
+        ]
+        checks += [
+            (
+                f"regularizer_kwargs.{name}",
+                get_regularizer(name),
+                algo.regularizer_kwargs.get(name, {}),
+            )
+            for name in algo.regularizers
+        ]
     except ConfigError as exc:
         problems += exc.problems
+        checks = []
+    for field_name, fn, kwargs in checks:
+        allowed = hyperparameters(fn)
+        for key in kwargs:
+            if key not in allowed:
+                problems.append(
+                    f"algorithm.{field_name}: {fn.__name__} has no hyper-parameter {key!r}; "
+                    f"it takes {', '.join(sorted(allowed)) or 'none'}"
+                )
+    unused = set(algo.regularizer_kwargs) - set(algo.regularizers)
+    if unused:
+        problems.append(
+            f"algorithm.regularizer_kwargs: {sorted(unused)} are not in algorithm.regularizers"
+        )
+    clip_set = algo.model_fields_set & {"clip_eps_low", "clip_eps_high"}
+    if checks and clip_set and "clip_eps_high" not in _params(checks[1][1]):
+        problems.append(f"algorithm.clip_eps_*: loss {algo.loss!r} has no clip range")
     if problems:
         raise ConfigError(problems)
 
@@ -269,11 +303,18 @@ def update(
     device = next(model.parameters()).device
     micro_batches = pack(episodes, config.train.micro_batch_tokens)
     total_tokens = sum(sum(e.loss_mask) for e in episodes)
+    world = _world_size()
+    if world > 1:  # every rank normalises by the tokens of all ranks
+        count = torch.tensor(float(total_tokens))
+        torch.distributed.all_reduce(count)
+        total_tokens = int(count.item())
     sums: dict[str, float] = {}
+    started, fwd_bwd_s = time.perf_counter(), 0.0
     for _ in range(config.train.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
         for rows in micro_batches:
             batch = collate(episodes, rows, token_adv).to(device)
+            computing = time.perf_counter()
             logprobs, entropy = sequence_logprobs(
                 model,
                 batch.input_ids,
@@ -308,16 +349,22 @@ def update(
                 metrics = {**metrics, **extra_metrics}
             share = batch.tokens / max(total_tokens, 1)  # token-mean over the whole batch
             (loss * share).backward()
+            fwd_bwd_s += time.perf_counter() - computing
             with torch.no_grad():
                 mismatch = batch.old_logprobs - logprobs  # [B, T] engine vs trainer
+                valid = entropy[batch.loss_mask > 0]  # [N]
+                top = valid.topk(max(1, len(valid) // 5)).values.mean() if len(valid) else 0.0
                 metrics = {
                     **metrics,
                     "loss": loss.detach(),
                     "entropy": aggregate(entropy.detach(), batch.loss_mask, "token-mean"),
+                    "entropy_top20": top,
                     "logprob_mismatch_kl": aggregate(mismatch, batch.loss_mask, "token-mean"),
                 }
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + float(value) * share
+        if world > 1:
+            _sum_gradients(model)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             [p for p in model.parameters() if p.requires_grad], config.optim.max_grad_norm
         )
@@ -327,7 +374,33 @@ def update(
     out["train/grad_norm"] = float(grad_norm)
     out["train/tokens"] = float(total_tokens)
     out["train/advantage_abs_mean"] = float(turn_adv.abs().mean()) if len(turn_adv) else 0.0
+    update_s = time.perf_counter() - started
+    out["perf/update_s"] = update_s
+    out["perf/fwd_bwd_share"] = fwd_bwd_s / max(update_s, 1e-9)
+    out["perf/train_tokens_per_s"] = total_tokens * config.train.ppo_epochs / max(update_s, 1e-9)
     return out
+
+
+def _world_size() -> int:
+    """Processes training together (1 unless torch.distributed is initialised, e.g. by
+    `accelerate launch`)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _sum_gradients(model: Any) -> None:
+    """Sum each trainable parameter's gradient over the ranks.
+
+    Each rank's loss is already normalised by the global token count, so the sum is
+    exactly the single-process gradient of the whole batch. One all-reduce per
+    parameter after accumulation (rather than DDP's bucketed overlap) keeps the
+    chunked logprob path, which calls the model's body and head separately, correct.
+    """
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+            torch.distributed.all_reduce(parameter.grad)
 
 
 def _params(fn: Callable) -> set[str]:

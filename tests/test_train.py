@@ -191,3 +191,16 @@ def test_unavailable_knobs_are_refused(tmp_path):
     config = agentrl.load_config(None, [*SMALL, "env.name=guess", "algorithm.loss=ppo"])
     with pytest.raises(agentrl.errors.ConfigError, match="ppo"):
         train(config, tmp_path)
+
+
+def test_unknown_hyperparameters_are_refused(tmp_path):
+    config = agentrl.load_config(
+        None, [*SMALL, "env.name=guess", "algorithm.advantage_kwargs={zeta: 0.2}"]
+    )
+    with pytest.raises(agentrl.errors.ConfigError, match="grpo has no hyper-parameter 'zeta'"):
+        train(config, tmp_path)
+    config = agentrl.load_config(
+        None, [*SMALL, "env.name=guess", "algorithm.regularizer_kwargs={epo: {alpha: 0.05}}"]
+    )
+    with pytest.raises(agentrl.errors.ConfigError, match="not in algorithm.regularizers"):
+        train(config, tmp_path)

@@ -1,0 +1,79 @@
+"""Two CPU processes (gloo) updating on halves of a batch end as one process on all of it."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import agentrl
+from agentrl.models import load_tokenizer, tiny_model
+from agentrl.rollout.trajectory import Episode
+from agentrl.train import _trainable, update
+
+
+def episodes(vocab: int) -> list[Episode]:
+    """Two task groups of four episodes with rewards that differ within each group."""
+    generator = torch.Generator().manual_seed(0)
+    result = []
+    for i in range(8):
+        episode = Episode(
+            episode_id=f"e{i}",
+            env_id="x",
+            task_id=f"t{i // 4}",
+            split="train",
+            seed=0,
+            task_index=i // 4,
+            sample_index=i % 4,
+            reward=float(i % 3),
+            num_turns=1,
+        )
+        length = 20 + 3 * i  # ragged, so token normalisation matters
+        ids = torch.randint(0, vocab, (length,), generator=generator).tolist()
+        episode.append(ids[:12], 0, 0)
+        sampled = length - 12
+        episode.append(ids[12:], 1, 1, [-2.0] * sampled, [1.0] * sampled)
+        result.append(episode)
+    return result
+
+
+def train_once(shard: list[Episode]) -> dict[str, torch.Tensor]:
+    config = agentrl.load_config(
+        None, ["model.lora=false", "optim.lr=1e-2", "train.micro_batch_tokens=64"]
+    )
+    model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr)
+    update(config, model, optimizer, shard, {"regularizers": {}}, 0)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def worker(rank: int, port: int, path: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        data = episodes(len(load_tokenizer("tiny")))
+        torch.save(train_once(data[rank * 4 : rank * 4 + 4]), f"{path}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # multiprocessing's fork notice
+def test_two_ranks_match_one_process(tmp_path, tokenizer):
+    mp.start_processes(
+        worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
+    single = train_once(episodes(len(tokenizer)))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for key, value in single.items():
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+        assert torch.allclose(ranks[0][key], value, atol=1e-5), key
