@@ -39,8 +39,9 @@ def save_checkpoint(
     """Write a complete checkpoint for `step` and return its folder."""
     folder = Path(run_dir) / "checkpoints"
     final = folder / f"step-{step:06d}"
+    for stale in folder.glob(".step-*.tmp-*"):  # left by a crash mid-save
+        shutil.rmtree(stale, ignore_errors=True)
     staging = folder / f".step-{step:06d}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     model.save_pretrained(staging / "model", safe_serialization=True)
     tokenizer.save_pretrained(staging / "model")
@@ -59,9 +60,13 @@ def save_checkpoint(
     )
     (staging / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
     (staging / COMPLETE).write_text(f"step {step}\n")
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    if final.exists():  # replace it without a moment where neither copy is complete
+        previous = folder / f".step-{step:06d}.tmp-old-{os.getpid()}"
+        final.rename(previous)
+        staging.rename(final)
+        shutil.rmtree(previous, ignore_errors=True)
+    else:
+        staging.rename(final)
     return final
 
 

@@ -9,6 +9,7 @@ agentrl --version
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -53,6 +54,17 @@ def _root(
     ] = False,
 ) -> None:
     """Train LLM agents with reinforcement learning in multi-turn, tool-using environments."""
+
+
+def _progress() -> Progress:
+    """The progress display of long commands: description, bar, count, elapsed time."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -215,13 +227,7 @@ def rollout(
         tasks = choose_tasks(manager.num_tasks, episodes // group, resolved.train.seed)
     except AgentRLError as exc:
         raise _fail(exc) from None
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with _progress() as progress:
         bar = progress.add_task("episodes", total=episodes)
         try:
             collected, wall = collect(
@@ -248,7 +254,10 @@ def rollout(
 def train(
     env: Annotated[str | None, typer.Option(help="Env name (default: the config's).")] = None,
     algo: Annotated[
-        str | None, typer.Option(help="Preset: grpo, dapo, epo, empg, gigpo, aepo.")
+        str | None,
+        typer.Option(
+            help="Preset: grpo, dapo, epo, empg, gigpo, aepo (sets only the fields it names)."
+        ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
     out: Annotated[
@@ -285,18 +294,15 @@ def train(
     except AgentRLError as exc:
         raise _fail(exc) from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = (
-        out or Path(resolved.train.out_dir) / f"{resolved.env.name}-{algo or 'custom'}-{stamp}"
-    )
+    env_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.env.name)
+    run_dir = out or Path(resolved.train.out_dir) / f"{env_name}-{algo or 'custom'}-{stamp}"
     console.print(Syntax(resolved.to_yaml(), "yaml"))
     console.print(Text(f"run directory: {run_dir}"))
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    from agentrl.checkpoint import latest_checkpoint
+
+    if (previous := latest_checkpoint(run_dir)) is not None:
+        console.print(Text(f"resuming from {previous}", style="yellow"))
+    with _progress() as progress:
         bar = progress.add_task("training", total=resolved.train.steps)
 
         def on_step(step: int, metrics: dict) -> None:

@@ -157,7 +157,8 @@ class OptimConfig(Section):
     max_grad_norm: float = Field(default=1.0, gt=0)
     """Gradient clipping norm."""
     warmup_steps: int = Field(default=0, ge=0)
-    """Linear warm-up steps."""
+    """Linear warm-up over this many optimizer updates (a step whose groups were all dropped
+    makes no update)."""
 
 
 class TrainConfig(Section):
@@ -175,8 +176,8 @@ class TrainConfig(Section):
     """Folder under which each run gets its own directory."""
     eval_every: int = Field(default=0, ge=0)
     """Evaluate on the valid split every this many steps; 0 only at the end."""
-    save_every: int = Field(default=0, ge=0)
-    """Save a checkpoint every this many steps; 0 only at the end."""
+    save_every: int = Field(default=10, ge=0)
+    """Save a checkpoint every this many steps (and at the end); 0 only at the end."""
 
 
 class LogConfig(Section):
@@ -413,9 +414,15 @@ def _cross_checks(config: Config) -> list[str]:
             f"{config.engine.backend!r}; remove it or set engine.backend=openai"
         )
     if not config.model.lora:
-        for key in sorted(
-            config.model.model_fields_set & {"lora_rank", "lora_alpha", "lora_dropout"}
-        ):
+        # Values left at their defaults are fine: a saved resolved config lists them all.
+        lora_keys = {"lora_rank", "lora_alpha", "lora_dropout", "lora_targets"}
+        changed = {
+            key
+            for key in config.model.model_fields_set & lora_keys
+            if getattr(config.model, key)
+            != ModelConfig.model_fields[key].get_default(call_default_factory=True)
+        }
+        for key in sorted(changed):
             problems.append(
                 f"model.{key}: only used with LoRA, but model.lora is false; "
                 "remove it or set model.lora=true"

@@ -73,3 +73,14 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The lines of a run's metrics.jsonl."""
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_metrics(run_dir: str | Path, step: int) -> None:
+    """Drop metrics lines after `step` (a resumed run logs those steps again)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(f"{line}\n" for line in kept))

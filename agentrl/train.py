@@ -8,9 +8,9 @@ optimizer step only tells the engine to drop its stale KV caches. Old logprobs a
 engine's sampling logprobs (the update is on-policy); the engine-vs-trainer mismatch on
 the same tokens is logged as `train/logprob_mismatch_kl`. Resuming from a run directory
 continues from its latest complete checkpoint, exactly (weights, optimizer, RNG, data
-cursor, EPO history). `update` also runs under torch.distributed (several processes,
-e.g. started by `accelerate launch`): gradients are summed over ranks, each rank
-normalising by the global token count, so ranks end identical to one process.
+cursor, EPO history). `update` also runs under torch.distributed (several processes):
+gradients are summed over ranks, each rank normalising by the global token count, so
+ranks end identical to one process; `train` itself is single-process for now.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentrl.algos.batch import advantage_input, collate, pack, token_advantages
+from agentrl.algos.batch import TokenBatch, advantage_input, collate, pack, token_advantages
 from agentrl.algos.logprobs import sequence_logprobs
 from agentrl.algos.losses import entropy_aware_advantage
 from agentrl.algos.registry import (
@@ -42,14 +42,17 @@ from agentrl.config import Config
 from agentrl.engines import create_engine
 from agentrl.errors import ConfigError
 from agentrl.models import load_model
-from agentrl.monitor import MetricsLogger
+from agentrl.monitor import MetricsLogger, truncate_metrics
 from agentrl.rollout.manager import RolloutManager, summarize
 from agentrl.rollout.run import make_manager
 from agentrl.rollout.trajectory import Episode, EpisodeWriter
 
 PEFT_DEPRECATION = "`is_gradient_checkpointing` is deprecated"
 
-#: `agentrl train --algo NAME`: the config overrides each preset stands for.
+#: `agentrl train --algo NAME`: the config overrides each preset stands for. DAPO here
+#: is its clip range, token-mean loss and dynamic sampling; overlong reward shaping is
+#: not implemented yet. AEPO here is its loss and advantage; its branching rollout
+#: (and ARPO's) arrives with branching rollout.
 PRESETS: dict[str, list[str]] = {
     "grpo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip"],
     "dapo": [
@@ -87,6 +90,7 @@ def train(
     """Train `config.train.steps` steps in `run_dir` (resuming from its last checkpoint)."""
     run_dir = Path(run_dir)
     _check(config)
+    _check_resume(config, run_dir)
     config.save(run_dir)
     _seed_everything(config.train.seed)
 
@@ -106,6 +110,7 @@ def train(
     if (checkpoint := latest_checkpoint(run_dir)) is not None:
         state = load_checkpoint(checkpoint, model, optimizer, scheduler)
         start = state["step"]
+        truncate_metrics(run_dir, start)  # steps logged after the checkpoint run again
     logger = MetricsLogger(
         run_dir, config.log.tensorboard, config.log.wandb, config.model_dump(mode="json")
     )
@@ -122,19 +127,20 @@ def train(
             manager.seed = config.train.seed * 1_000_003 + step
             episodes, rollout_metrics = _collect(config, manager, state, writer)
             # 2-4. advantages, loss, optimizer step (none when no group was informative)
-            update_metrics = {"train/skipped": 1.0}
+            # (the model stays in eval mode: no dropout, so trainer and engine logprobs agree)
+            update_metrics = {"train/skipped": 1.0, "train/lr": scheduler.get_last_lr()[0]}
             if episodes:
-                model.train()
                 update_metrics = update(config, model, optimizer, episodes, state, step)
+                update_metrics.update(
+                    {"train/skipped": 0.0, "train/lr": scheduler.get_last_lr()[0]}
+                )
                 scheduler.step()
-                model.eval()
             # 5. sync: the engine serves this same model; its cached keys are stale now
             engine.weights_updated()
             # 6. log
             metrics = {
                 **rollout_metrics,
                 **update_metrics,
-                "train/lr": scheduler.get_last_lr()[0],
                 "perf/step_s": time.perf_counter() - started,
             }
             logger.log(step + 1, metrics)
@@ -167,6 +173,38 @@ def _check(config: Config) -> None:
         )
     if config.engine.backend != "hf":
         problems.append("engine.backend: training runs the in-process 'hf' engine only for now")
+    unavailable = {
+        "algorithm.kl_coef": config.algorithm.kl_coef > 0,
+        "train.eval_every": config.train.eval_every > 0,
+        "algorithm.regularizers=[kl]": "kl" in config.algorithm.regularizers,
+    }
+    for knob, used in unavailable.items():
+        if used:
+            problems.append(
+                f"{knob}: a reference model / periodic evaluation is not available in this "
+                "version of agentrl yet; leave it at its default"
+            )
+    if config.rollout.top_p < 1 or config.rollout.top_k > 0:
+        problems.append(
+            "rollout.top_p / rollout.top_k: training needs the full sampling distribution "
+            "(old logprobs are taken over all tokens); keep top_p=1 and top_k=0"
+        )
+    if config.model.lora and config.model.lora_dropout > 0:
+        problems.append(
+            "model.lora_dropout: updates run without dropout so that trainer logprobs match "
+            "the engine's; set it to 0"
+        )
+    for key in ("agg", "clip_eps_low", "clip_eps_high"):
+        if key in config.algorithm.loss_kwargs:
+            problems.append(
+                f"algorithm.loss_kwargs.{key}: set algorithm."
+                f"{'loss_agg' if key == 'agg' else key} instead"
+            )
+    if _world_size() > 1:
+        problems.append(
+            "train() runs in one process; several ranks would each collect the same rollouts "
+            "and write the same checkpoints (use update() under torch.distributed directly)"
+        )
     for name in [config.algorithm.advantage, config.algorithm.loss]:
         if not name:
             problems.append("algorithm names must not be empty")
@@ -207,6 +245,32 @@ def _check(config: Config) -> None:
         raise ConfigError(problems)
 
 
+def _check_resume(config: Config, run_dir: Path) -> None:
+    """Resuming must not change the run: only train.steps may differ from the saved config."""
+    saved = run_dir / "config.yaml"
+    if latest_checkpoint(run_dir) is None or not saved.is_file():
+        return
+    from agentrl.config import load_config
+
+    before = load_config(saved).model_dump(mode="json")
+    now = config.model_dump(mode="json")
+    before["train"]["steps"] = now["train"]["steps"]
+    changed = [
+        f"{section}.{key}: {before[section][key]!r} -> {now[section][key]!r}"
+        for section in now
+        for key in now[section]
+        if before[section].get(key) != now[section][key]
+    ]
+    if changed:
+        raise ConfigError(
+            [
+                f"{run_dir} holds a run with another config; resuming would mix two runs "
+                f"({'; '.join(changed)}). Use a new run directory, or the same config "
+                "(only train.steps may change)."
+            ]
+        )
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -234,16 +298,22 @@ def _trainable(model: Any, config: Config) -> Any:
         return get_peft_model(model, lora).eval()
 
 
-def _next_tasks(manager: RolloutManager, state: dict[str, Any], count: int, seed: int) -> list[int]:
-    """The next `count` train tasks of a seeded permutation, reshuffled at each epoch."""
+def _next_tasks(
+    manager: RolloutManager, state: dict[str, Any], count: int, seed: int, taken: set[int]
+) -> list[int]:
+    """The next `count` train tasks of a seeded permutation, reshuffled at each epoch,
+    never one already in `taken` (a task appears once per step, even across an epoch)."""
+    count = min(count, manager.num_tasks - len(taken))
     tasks: list[int] = []
     while len(tasks) < count:
         order = np.random.default_rng([seed, state["epoch"]]).permutation(manager.num_tasks)
-        take = order[state["cursor"] : state["cursor"] + count - len(tasks)]
-        tasks += [int(t) for t in take]
-        state["cursor"] += len(take)
+        task = int(order[state["cursor"]])
+        state["cursor"] += 1
         if state["cursor"] >= manager.num_tasks:
             state["epoch"], state["cursor"] = state["epoch"] + 1, 0
+        if task not in taken:
+            taken.add(task)
+            tasks.append(task)
     return tasks
 
 
@@ -252,6 +322,7 @@ def _collect(
 ) -> tuple[list[Episode], dict[str, float]]:
     """One step's episodes; with dynamic sampling, groups with equal rewards are replaced."""
     wanted = config.rollout.tasks_per_step
+    taken: set[int] = set()
     kept: list[Episode] = []
     collected: list[Episode] = []
     started = time.perf_counter()
@@ -262,7 +333,9 @@ def _collect(
         groups_kept = len({e.task_index for e in kept})
         if groups_kept >= wanted:
             break
-        tasks = _next_tasks(manager, state, wanted - groups_kept, config.train.seed)
+        tasks = _next_tasks(manager, state, wanted - groups_kept, config.train.seed, taken)
+        if not tasks:
+            break
         episodes = asyncio.run(manager.run(tasks, on_episode=writer.write if writer else None))
         collected += episodes
         for task in tasks:
@@ -303,14 +376,30 @@ def update(
     device = next(model.parameters()).device
     micro_batches = pack(episodes, config.train.micro_batch_tokens)
     total_tokens = sum(sum(e.loss_mask) for e in episodes)
+    total_rows = sum(1 for e in episodes if any(e.loss_mask))
     world = _world_size()
-    if world > 1:  # every rank normalises by the tokens of all ranks
-        count = torch.tensor(float(total_tokens))
-        torch.distributed.all_reduce(count)
-        total_tokens = int(count.item())
+    if world > 1:  # every rank normalises by the tokens (rows) of all ranks
+        counts = torch.tensor([float(total_tokens), float(total_rows)])
+        torch.distributed.all_reduce(counts)
+        total_tokens, total_rows = int(counts[0].item()), int(counts[1].item())
+
+    def share(mode: str, batch: TokenBatch) -> float:
+        """This micro-batch's weight in the whole batch's mean under `mode`."""
+        if mode == "token-mean":
+            return batch.tokens / max(total_tokens, 1)
+        return int((batch.loss_mask.sum(1) > 0).sum()) / max(total_rows, 1)
+
+    # AEPO's z-score is over the whole batch: its mean and std come from the sampled
+    # tokens' entropies (the current policy's, on-policy), not per micro-batch.
+    sampled = torch.tensor(
+        [h for e in episodes for h, m in zip(e.entropies, e.loss_mask, strict=True) if m]
+    )
+    entropy_stats = (
+        (float(sampled.mean()), float(sampled.std(correction=0))) if len(sampled) else (0.0, 0.0)
+    )
     sums: dict[str, float] = {}
     started, fwd_bwd_s = time.perf_counter(), 0.0
-    for _ in range(config.train.ppo_epochs):
+    for epoch in range(config.train.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
         for rows in micro_batches:
             batch = collate(episodes, rows, token_adv).to(device)
@@ -324,7 +413,11 @@ def update(
             advantages = batch.advantages  # [B, T]
             if algo.entropy_advantage > 0:
                 advantages = entropy_aware_advantage(
-                    advantages, entropy.detach(), batch.loss_mask, a=algo.entropy_advantage
+                    advantages,
+                    entropy.detach(),
+                    batch.loss_mask,
+                    a=algo.entropy_advantage,
+                    stats=entropy_stats,
                 )
             loss, metrics = loss_fn(
                 logprobs,
@@ -334,8 +427,11 @@ def update(
                 agg=algo.loss_agg,
                 **loss_kwargs,
             )
+            total = loss * share(algo.loss_agg, batch)
             for name in algo.regularizers:
-                extra, extra_metrics = get_regularizer(name)(
+                regularizer = get_regularizer(name)
+                kwargs = algo.regularizer_kwargs.get(name, {})
+                extra, extra_metrics = regularizer(
                     logprobs=logprobs,
                     entropy=entropy,
                     mask=batch.loss_mask,
@@ -343,12 +439,14 @@ def update(
                     step=step,
                     total_steps=config.train.steps,
                     state=state["regularizers"].setdefault(name, {}),
-                    **algo.regularizer_kwargs.get(name, {}),
+                    **kwargs,
                 )
-                loss = loss + extra
+                # A regularizer with an `agg` mode is weighted by it; others (EPO's
+                # nested per-episode means) by their rows.
+                mode = kwargs.get("agg", hyperparameters(regularizer).get("agg", "seq-mean"))
+                total = total + extra * share(mode, batch)
                 metrics = {**metrics, **extra_metrics}
-            share = batch.tokens / max(total_tokens, 1)  # token-mean over the whole batch
-            (loss * share).backward()
+            total.backward()
             fwd_bwd_s += time.perf_counter() - computing
             with torch.no_grad():
                 mismatch = batch.old_logprobs - logprobs  # [B, T] engine vs trainer
@@ -361,16 +459,20 @@ def update(
                     "entropy_top20": top,
                     "logprob_mismatch_kl": aggregate(mismatch, batch.loss_mask, "token-mean"),
                 }
+            weight = share("token-mean", batch)
             for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + float(value) * share
+                if key == "logprob_mismatch_kl" and epoch > 0:
+                    continue  # after the first update it measures the update, not the engine
+                sums[key] = sums.get(key, 0.0) + float(value) * weight / (
+                    1 if key == "logprob_mismatch_kl" else config.train.ppo_epochs
+                )
         if world > 1:
             _sum_gradients(model)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             [p for p in model.parameters() if p.requires_grad], config.optim.max_grad_norm
         )
         optimizer.step()
-    epochs = config.train.ppo_epochs
-    out = {f"train/{k}": v / epochs for k, v in sums.items()}
+    out = {f"train/{k}": v for k, v in sums.items()}
     out["train/grad_norm"] = float(grad_norm)
     out["train/tokens"] = float(total_tokens)
     out["train/advantage_abs_mean"] = float(turn_adv.abs().mean()) if len(turn_adv) else 0.0

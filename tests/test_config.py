@@ -158,3 +158,8 @@ def test_a_missing_path_never_falls_back_to_a_bundled_recipe(tmp_path):
         load_config(tmp_path / "guess_grpo.yaml")
     with pytest.raises(ConfigError, match="no config file 'guess_grpo.yaml'"):
         load_config("guess_grpo.yaml")
+
+
+def test_a_saved_resolved_config_loads_back(tmp_path):
+    config = load_config(None, ["model.lora=false", "env.name=guess"])
+    assert load_config(config.save(tmp_path)) == config

@@ -204,3 +204,63 @@ def test_unknown_hyperparameters_are_refused(tmp_path):
     )
     with pytest.raises(agentrl.errors.ConfigError, match="not in algorithm.regularizers"):
         train(config, tmp_path)
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
+def test_micro_batching_does_not_change_the_update(agg, tmp_path):
+    from agentrl.models import load_tokenizer, tiny_model
+    from agentrl.train import _trainable, update
+    from tests.test_distributed import episodes
+
+    def updated(micro_batch_tokens):
+        config = agentrl.load_config(
+            None,
+            [
+                "model.lora=false",
+                "optim.lr=1e-2",
+                f"algorithm.loss_agg={agg}",
+                f"train.micro_batch_tokens={micro_batch_tokens}",
+                "algorithm.entropy_advantage=0.2",
+                "algorithm.regularizers=[epo]",
+            ],
+        )
+        model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
+        state = {"regularizers": {}}
+        update(config, model, optimizer, episodes(model.config.vocab_size), state, 1)
+        update(config, model, optimizer, episodes(model.config.vocab_size), state, 2)
+        return model.state_dict(), state
+
+    (one, state_one), (many, state_many) = updated(10**6), updated(64)
+    for key in one:
+        assert torch.allclose(one[key], many[key], atol=1e-5), key
+    assert state_one["regularizers"]["epo"] == pytest.approx(state_many["regularizers"]["epo"])
+
+
+def test_a_task_is_drawn_once_per_step_across_an_epoch_boundary():
+    from agentrl.train import _next_tasks
+
+    class Five:
+        num_tasks = 5
+
+    state = {"epoch": 0, "cursor": 0}
+    for _ in range(10):
+        tasks = _next_tasks(Five(), state, 4, seed=0, taken=set())
+        assert len(tasks) == len(set(tasks)) == 4
+
+
+def test_conflicting_loss_kwargs_and_changed_resume_configs_are_refused(tmp_path):
+    config = agentrl.load_config(
+        None, [*SMALL, "env.name=guess", "algorithm.loss_kwargs={agg: seq-mean-token-sum}"]
+    )
+    with pytest.raises(agentrl.errors.ConfigError, match="set algorithm.loss_agg instead"):
+        train(config, tmp_path / "a")
+    train(
+        agentrl.load_config(None, [*PRESETS["grpo"], *SMALL, "env.name=guess", "train.steps=1"]),
+        tmp_path / "b",
+    )
+    changed = agentrl.load_config(
+        None, [*PRESETS["grpo"], *SMALL, "env.name=guess", "train.steps=2", "optim.lr=5e-3"]
+    )
+    with pytest.raises(agentrl.errors.ConfigError, match=r"optim.lr: 0.001 -> 0.005"):
+        train(changed, tmp_path / "b")

@@ -216,16 +216,26 @@ def kl_cov(
 
 
 def entropy_aware_advantage(
-    advantages: Tensor, entropy: Tensor, mask: Tensor, *, a: float = 0.2
+    advantages: Tensor,
+    entropy: Tensor,
+    mask: Tensor,
+    *,
+    a: float = 0.2,
+    stats: tuple[float, float] | None = None,
 ) -> Tensor:
     """AEPO: Ã_t = A_t·(1 + a·z_t), z_t the entropy's z-score over the batch's valid tokens.
 
     z uses the population std of the current policy's token entropy, detached; a batch
     whose entropies are all equal (std < 1e-6 nats) gets z = 0, and so do masked tokens.
+    `stats` = (mean, std) over the whole batch, for callers that pass one micro-batch
+    at a time; by default they are taken over `entropy` itself.
     """
     entropy = entropy.detach().float()  # [B, T]
-    mean = _masked_mean(entropy, mask)
-    std = _masked_mean((entropy - mean).square(), mask).sqrt()
+    if stats is None:
+        mean = _masked_mean(entropy, mask)
+        std = _masked_mean((entropy - mean).square(), mask).sqrt()
+    else:
+        mean, std = (torch.tensor(float(v), device=entropy.device) for v in stats)
     z = torch.where(
         (mask > 0) & (std >= 1e-6), (entropy - mean) / std.clamp_min(1e-6), 0.0
     )  # [B, T]
