@@ -9,6 +9,7 @@ agentrl --version
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import asdict
@@ -276,6 +277,11 @@ def train(
     """Train a policy with RL on an environment's train split."""
     from agentrl.train import PRESETS
     from agentrl.train import train as run_training
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState()  # join the process group that `accelerate launch` or torchrun set up
 
     try:
         if algo is not None and algo not in PRESETS:

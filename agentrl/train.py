@@ -8,9 +8,10 @@ optimizer step only tells the engine to drop its stale KV caches. Old logprobs a
 engine's sampling logprobs (the update is on-policy); the engine-vs-trainer mismatch on
 the same tokens is logged as `train/logprob_mismatch_kl`. Resuming from a run directory
 continues from its latest complete checkpoint, exactly (weights, optimizer, RNG, data
-cursor, EPO history). `update` also runs under torch.distributed (several processes):
-gradients are summed over ranks, each rank normalising by the global token count, so
-ranks end identical to one process; `train` itself is single-process for now.
+cursor, EPO history). Under torch.distributed (`torchrun --nproc_per_node N -m
+agentrl.cli train ...`) every rank draws the same tasks and collects its share of whole
+groups; gradients are summed over ranks with a global normalisation, so the ranks stay
+identical to a single process on the same data; rank 0 logs and saves.
 """
 
 from __future__ import annotations
@@ -89,9 +90,12 @@ def train(
 ) -> TrainResult:
     """Train `config.train.steps` steps in `run_dir` (resuming from its last checkpoint)."""
     run_dir = Path(run_dir)
+    rank, world = _rank(), _world_size()
+    main = rank == 0  # the rank that logs and saves; every rank collects and trains
     _check(config)
     _check_resume(config, run_dir)
-    config.save(run_dir)
+    if main:
+        config.save(run_dir)
     _seed_everything(config.train.seed)
 
     model, tokenizer = load_model(config.model.name, config.model.dtype, config.engine.device)
@@ -111,29 +115,34 @@ def train(
         state = load_checkpoint(checkpoint, model, optimizer, scheduler)
         start = state["step"]
         truncate_metrics(run_dir, start)  # steps logged after the checkpoint run again
-    logger = MetricsLogger(
-        run_dir, config.log.tensorboard, config.log.wandb, config.model_dump(mode="json")
-    )
-    writer = (
-        EpisodeWriter(run_dir / "trajectories.jsonl", append=True)
-        if config.log.trajectories
+    logger = (
+        MetricsLogger(
+            run_dir, config.log.tensorboard, config.log.wandb, config.model_dump(mode="json")
+        )
+        if main
         else None
     )
+    name = "trajectories.jsonl" if main else f"trajectories.rank{rank}.jsonl"
+    writer = EpisodeWriter(run_dir / name, append=True) if config.log.trajectories else None
     result = TrainResult(run_dir=run_dir, steps=start)
     try:
         for step in range(start, config.train.steps):
             started = time.perf_counter()
             # 1. collect: tasks_per_step tasks x samples_per_task episodes from the train split
             manager.seed = config.train.seed * 1_000_003 + step
-            episodes, rollout_metrics = _collect(config, manager, state, writer)
+            episodes, rollout_metrics = _collect(config, manager, state, writer, rank, world)
             # 2-4. advantages, loss, optimizer step (none when no group was informative)
             # (the model stays in eval mode: no dropout, so trainer and engine logprobs agree)
             update_metrics = {"train/skipped": 1.0, "train/lr": scheduler.get_last_lr()[0]}
-            if episodes:
+            if _any_rank(bool(episodes)):
                 update_metrics = update(config, model, optimizer, episodes, state, step)
                 update_metrics.update(
                     {"train/skipped": 0.0, "train/lr": scheduler.get_last_lr()[0]}
                 )
+                if world > 1:  # one regularizer history for all ranks: rank 0's
+                    shared = [state["regularizers"]]
+                    torch.distributed.broadcast_object_list(shared, src=0)
+                    state["regularizers"] = shared[0]
                 scheduler.step()
             # 5. sync: the engine serves this same model; its cached keys are stale now
             engine.weights_updated()
@@ -143,7 +152,8 @@ def train(
                 **update_metrics,
                 "perf/step_s": time.perf_counter() - started,
             }
-            logger.log(step + 1, metrics)
+            if logger is not None:
+                logger.log(step + 1, metrics)
             result.metrics.append(metrics)
             result.steps = step + 1
             if on_step is not None:
@@ -151,11 +161,15 @@ def train(
             # 7. checkpoint
             every = config.train.save_every
             if step + 1 == config.train.steps or (every and (step + 1) % every == 0):
-                result.checkpoint = save_checkpoint(
-                    run_dir, step + 1, model, tokenizer, optimizer, scheduler, state
-                )
+                if main:
+                    result.checkpoint = save_checkpoint(
+                        run_dir, step + 1, model, tokenizer, optimizer, scheduler, state
+                    )
+                if world > 1:
+                    torch.distributed.barrier()
     finally:
-        logger.close()
+        if logger is not None:
+            logger.close()
         if writer is not None:
             writer.close()
         asyncio.run(engine.close())
@@ -200,10 +214,16 @@ def _check(config: Config) -> None:
                 f"algorithm.loss_kwargs.{key}: set algorithm."
                 f"{'loss_agg' if key == 'agg' else key} instead"
             )
-    if _world_size() > 1:
+    world = _world_size()
+    if world > 1 and config.rollout.tasks_per_step % world:
         problems.append(
-            "train() runs in one process; several ranks would each collect the same rollouts "
-            "and write the same checkpoints (use update() under torch.distributed directly)"
+            f"rollout.tasks_per_step: {config.rollout.tasks_per_step} tasks cannot be split "
+            f"evenly over {world} processes; use a multiple of {world}"
+        )
+    if world > 1 and config.algorithm.dynamic_sampling:
+        problems.append(
+            "algorithm.dynamic_sampling: not available with several processes yet; "
+            "set it to false or train in one process"
         )
     for name in [config.algorithm.advantage, config.algorithm.loss]:
         if not name:
@@ -318,7 +338,12 @@ def _next_tasks(
 
 
 def _collect(
-    config: Config, manager: RolloutManager, state: dict[str, Any], writer: EpisodeWriter | None
+    config: Config,
+    manager: RolloutManager,
+    state: dict[str, Any],
+    writer: EpisodeWriter | None,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[list[Episode], dict[str, float]]:
     """One step's episodes; with dynamic sampling, groups with equal rewards are replaced."""
     wanted = config.rollout.tasks_per_step
@@ -336,6 +361,9 @@ def _collect(
         tasks = _next_tasks(manager, state, wanted - groups_kept, config.train.seed, taken)
         if not tasks:
             break
+        # Every rank draws the same tasks (same seed and cursor) and runs its share of
+        # whole groups, so group advantages never need another rank's episodes.
+        tasks = tasks[rank::world]
         episodes = asyncio.run(manager.run(tasks, on_episode=writer.write if writer else None))
         collected += episodes
         for task in tasks:
@@ -363,9 +391,11 @@ def update(
     """Advantages, then `ppo_epochs` passes of gradient accumulation over micro-batches,
     one optimizer step each. Returns the update's metrics."""
     algo = config.algorithm
-    inputs = advantage_input(episodes)
-    turn_adv = get_advantage(algo.advantage)(inputs, **algo.advantage_kwargs)  # [K]
-    token_adv = token_advantages(episodes, inputs, turn_adv)
+    turn_adv, token_adv = torch.zeros(0), []  # a rank may have no episodes this step
+    if episodes:
+        inputs = advantage_input(episodes)
+        turn_adv = get_advantage(algo.advantage)(inputs, **algo.advantage_kwargs)  # [K]
+        token_adv = token_advantages(episodes, inputs, turn_adv)
     loss_fn = get_loss(algo.loss)
     loss_kwargs = {
         "clip_eps_low": algo.clip_eps_low,
@@ -392,11 +422,21 @@ def update(
     # AEPO's z-score is over the whole batch: its mean and std come from the sampled
     # tokens' entropies (the current policy's, on-policy), not per micro-batch.
     sampled = torch.tensor(
-        [h for e in episodes for h, m in zip(e.entropies, e.loss_mask, strict=True) if m]
+        [h for e in episodes for h, m in zip(e.entropies, e.loss_mask, strict=True) if m],
+        dtype=torch.float64,
     )
-    entropy_stats = (
-        (float(sampled.mean()), float(sampled.std(correction=0))) if len(sampled) else (0.0, 0.0)
-    )
+    moments = torch.stack(
+        [
+            torch.tensor(float(len(sampled)), dtype=torch.float64),
+            sampled.sum(),
+            sampled.square().sum(),
+        ]
+    )  # count, sum, sum of squares
+    if world > 1:
+        torch.distributed.all_reduce(moments)
+    count = max(float(moments[0]), 1.0)
+    mean = float(moments[1]) / count
+    entropy_stats = (mean, max(float(moments[2]) / count - mean**2, 0.0) ** 0.5)
     sums: dict[str, float] = {}
     started, fwd_bwd_s = time.perf_counter(), 0.0
     for epoch in range(config.train.ppo_epochs):
@@ -472,6 +512,10 @@ def update(
             [p for p in model.parameters() if p.requires_grad], config.optim.max_grad_norm
         )
         optimizer.step()
+    if world > 1:  # each rank holds its share of the whole-batch means: add them up
+        shares: list[dict[str, float]] = [{} for _ in range(world)]
+        torch.distributed.all_gather_object(shares, sums)
+        sums = {k: sum(s.get(k, 0.0) for s in shares) for k in set().union(*shares)}
     out = {f"train/{k}": v for k, v in sums.items()}
     out["train/grad_norm"] = float(grad_norm)
     out["train/tokens"] = float(total_tokens)
@@ -481,6 +525,20 @@ def update(
     out["perf/fwd_bwd_share"] = fwd_bwd_s / max(update_s, 1e-9)
     out["perf/train_tokens_per_s"] = total_tokens * config.train.ppo_epochs / max(update_s, 1e-9)
     return out
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _any_rank(flag: bool) -> bool:
+    """Whether `flag` holds on any rank (all ranks must agree to update together)."""
+    if _world_size() == 1:
+        return flag
+    value = torch.tensor(float(flag))
+    torch.distributed.all_reduce(value)
+    return bool(value.item())
 
 
 def _world_size() -> int:

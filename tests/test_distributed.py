@@ -77,3 +77,48 @@ def test_two_ranks_match_one_process(tmp_path, tokenizer):
     for key, value in single.items():
         assert torch.equal(ranks[0][key], ranks[1][key]), key
         assert torch.allclose(ranks[0][key], value, atol=1e-5), key
+
+
+def train_worker(rank: int, port: int, path: str) -> None:
+    from agentrl.train import train
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        train(agentrl.load_config(None, TRAIN), f"{path}/two")
+    finally:
+        dist.destroy_process_group()
+
+
+TRAIN = [
+    "env.name=guess",
+    "model.name=tiny",
+    "model.lora=false",
+    "rollout.tasks_per_step=2",
+    "rollout.samples_per_task=2",
+    "rollout.max_new_tokens=6",
+    "env.max_turns=2",
+    "log.tensorboard=false",
+    "optim.lr=1e-3",
+    "train.steps=2",
+]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_two_process_training_matches_one_process(tmp_path):
+    from safetensors.torch import load_file
+
+    from agentrl.checkpoint import latest_checkpoint
+    from agentrl.train import train
+
+    mp.start_processes(
+        train_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
+    train(agentrl.load_config(None, TRAIN), tmp_path / "one")
+    two, one = (
+        load_file(latest_checkpoint(tmp_path / d) / "model" / "model.safetensors")
+        for d in ("two", "one")
+    )
+    for key in one:
+        assert torch.allclose(two[key], one[key], atol=1e-5), key
+    assert (tmp_path / "two" / "trajectories.rank1.jsonl").is_file()
