@@ -336,6 +336,71 @@ def train(
         console.print(Text(f"checkpoint: {result.checkpoint}"))
 
 
+@app.command("eval")
+def eval_command(
+    env: Annotated[str | None, typer.Option(help="Env name (default: the config's).")] = None,
+    split: Annotated[
+        str, typer.Option(help="Task split: test (held out), valid or train.")
+    ] = "test",
+    model: Annotated[
+        str | None,
+        typer.Option(help="'default', 'tiny', a model dir, a checkpoint or a run directory."),
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="Tasks to evaluate (one episode each).")] = 50,
+    out: Annotated[Path | None, typer.Option(help="Folder for eval.json and trajectories.")] = None,
+    config: Annotated[
+        str | None, typer.Option(help="A YAML config or bundled recipe name.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="section.field=value overrides.")
+    ] = None,
+) -> None:
+    """Evaluate a model on an env's held-out tasks; writes eval.json and trajectories."""
+    from agentrl.evaluate import evaluate
+
+    flags = {"env.name": env, "model.name": model}
+    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    try:
+        if split not in agentrl.SPLITS:
+            raise InvalidArgument(
+                f"--split must be one of {', '.join(agentrl.SPLITS)}; got {split!r}"
+            )
+        resolved = agentrl.load_config(
+            config, ["rollout.samples_per_task=1", *extra, *(overrides or [])]
+        )
+    except AgentRLError as exc:
+        raise _fail(exc) from None
+    env_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.env.name)
+    folder = (
+        out
+        or Path(resolved.train.out_dir)
+        / f"eval-{env_name}-{split}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    with _progress() as progress:
+        bar = progress.add_task("evaluating", total=episodes * resolved.rollout.samples_per_task)
+        try:
+            report = evaluate(
+                resolved, split, episodes, folder, on_episode=lambda _: progress.advance(bar)
+            )
+        except AgentRLError as exc:
+            raise _fail(exc) from None
+    table = Table(title=f"{report['env']} {split}: {report['model']} -> {folder / 'eval.json'}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in (
+        "episodes",
+        "success_rate",
+        "mean_reward",
+        "valid_action_rate",
+        "turns",
+        "tool_calls",
+        "errors",
+    ):
+        value = report[key]
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

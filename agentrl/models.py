@@ -143,11 +143,24 @@ def _convert_gguf(gguf: Path) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]
 
 
 def resolve_model_dir(name: str) -> Path:
-    """The local directory behind a model name ('default' or a path)."""
+    """The local directory behind a model name: 'default', a model or LoRA adapter
+    directory, a checkpoint (`.../checkpoints/step-N`) or a run directory (its latest
+    checkpoint)."""
     if name == DEFAULT_MODEL:
         return default_model_dir()
     path = Path(name).expanduser()
+    if (path / "checkpoints").is_dir():
+        from agentrl.checkpoint import latest_checkpoint
+
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise ModelNotFound(f"The run directory {path} has no complete checkpoint yet.")
+        path = latest
+    if (path / "model").is_dir() and (path / "COMPLETE").is_file():
+        path = path / "model"
     if path.is_dir():
+        if (path / "adapter_config.json").is_file():
+            return path
         if not (path / "config.json").is_file():
             raise ModelNotFound(
                 f"{path} has no config.json, so it is not a Hugging Face model directory. "
@@ -206,9 +219,35 @@ def load_model(
         model = tiny_model(tokenizer).to(dtype=pick_dtype(dtype, target))
         return model.to(target).eval(), tokenizer
     path = resolve_model_dir(name)
+    if (path / "adapter_config.json").is_file():
+        return _load_adapter(path, dtype, device)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=pick_dtype(dtype, target))
     model.to(target).eval()
     return model, AutoTokenizer.from_pretrained(str(path))
+
+
+def _load_adapter(
+    path: Path, dtype: str, device: str
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A LoRA adapter merged into its base model (named in adapter_config.json)."""
+    import json
+
+    from peft import PeftModel
+
+    base_name = json.loads((path / "adapter_config.json").read_text()).get(
+        "base_model_name_or_path"
+    )
+    if not base_name or not Path(base_name).is_dir():
+        raise ModelNotFound(
+            f"The LoRA adapter in {path} names its base model as {base_name!r}, which is not "
+            "a local directory; adapters trained on 'tiny' cannot be reloaded (train with "
+            "model.lora=false), others need their base model directory."
+        )
+    base, _ = load_model(base_name, dtype, device)
+    model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
+    from transformers import AutoTokenizer
+
+    return model.eval(), AutoTokenizer.from_pretrained(str(path))
 
 
 def tiny_model(

@@ -172,3 +172,80 @@ def test_rollout_with_the_default_model(tmp_path):
     assert result.exit_code == 0, result.output
     episodes = read_episodes(out)
     assert len(episodes) == 2 and all(e.error is None and e.num_turns >= 1 for e in episodes)
+
+
+def test_eval_writes_a_report_for_a_trained_run(tmp_path):
+    from agentrl.train import PRESETS, train
+
+    run = tmp_path / "run"
+    train(
+        agentrl.load_config(
+            None,
+            [
+                *PRESETS["grpo"],
+                "env.name=guess",
+                "model.name=tiny",
+                "model.lora=false",
+                "rollout.tasks_per_step=2",
+                "rollout.samples_per_task=2",
+                "rollout.max_new_tokens=6",
+                "env.max_turns=2",
+                "log.tensorboard=false",
+                "train.steps=1",
+            ],
+        ),
+        run,
+    )
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--env",
+            "guess",
+            "--split",
+            "test",
+            "--model",
+            str(run),
+            "--episodes",
+            "3",
+            "--out",
+            str(out),
+            "rollout.max_new_tokens=6",
+            "env.max_turns=2",
+        ],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "eval.json").read_text())
+    assert report["episodes"] == 3 and report["split"] == "test" and report["tasks"] == 3
+    for key in ("success_rate", "mean_reward", "valid_action_rate", "turns", "tool_calls"):
+        assert 0 <= report[key] <= max(1, report["turns"])
+    assert len((out / "trajectories.jsonl").read_text().splitlines()) == 3
+
+
+def test_eval_of_a_tiny_lora_adapter_explains_why_it_cannot_load(tmp_path):
+    from agentrl.train import PRESETS, train
+
+    run = tmp_path / "run"
+    train(
+        agentrl.load_config(
+            None,
+            [
+                *PRESETS["grpo"],
+                "env.name=guess",
+                "model.name=tiny",
+                "rollout.tasks_per_step=2",
+                "rollout.samples_per_task=2",
+                "rollout.max_new_tokens=4",
+                "env.max_turns=1",
+                "log.tensorboard=false",
+                "train.steps=1",
+            ],
+        ),
+        run,
+    )
+    result = runner.invoke(app, ["eval", "--env", "guess", "--model", str(run), "--episodes", "1"])
+    assert (
+        result.exit_code == 2 and "adapters trained on 'tiny' cannot be reloaded" in result.output
+    )
