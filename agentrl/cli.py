@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 import agentrl
+from agentrl.config import bundled_configs
 from agentrl.engines import create_engine
 from agentrl.errors import AgentRLError, InvalidArgument
 from agentrl.registration import describe
@@ -293,6 +294,11 @@ def train(
                     else ""
                 )
             )
+        if config is None and env is not None:  # `--env webshop` runs its bundled recipe
+            recipe = f"{re.sub(r'[^a-z0-9]', '', env.lower())}_{algo or 'grpo'}"
+            if recipe in bundled_configs():
+                config = recipe
+                console.print(Text(f"recipe: configs/{recipe}.yaml (bundled)"))
         flags = {"env.name": env, "train.steps": steps, "model.name": model}
         extra = [*PRESETS.get(algo or "", [])]
         extra += [f"{key}={value}" for key, value in flags.items() if value is not None]
@@ -334,6 +340,13 @@ def train(
     console.print(table)
     if result.checkpoint is not None:
         console.print(Text(f"checkpoint: {result.checkpoint}"))
+    if result.eval_before is not None and result.eval_after is not None:
+        table = Table(title=f"held-out test split, {resolved.train.eval_tasks} tasks")
+        for column in ("", "before", "after"):
+            table.add_column(column, justify="left" if not column else "right")
+        for key in ("success_rate", "mean_reward", "valid_action_rate", "turns", "tool_calls"):
+            table.add_row(key, f"{result.eval_before[key]:.3f}", f"{result.eval_after[key]:.3f}")
+        console.print(table)
 
 
 @app.command("eval")
@@ -365,9 +378,7 @@ def eval_command(
             raise InvalidArgument(
                 f"--split must be one of {', '.join(agentrl.SPLITS)}; got {split!r}"
             )
-        resolved = agentrl.load_config(
-            config, ["rollout.samples_per_task=1", *extra, *(overrides or [])]
-        )
+        resolved = agentrl.load_config(config, [*extra, *(overrides or [])])
     except AgentRLError as exc:
         raise _fail(exc) from None
     env_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.env.name)
@@ -377,7 +388,7 @@ def eval_command(
         / f"eval-{env_name}-{split}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
     with _progress() as progress:
-        bar = progress.add_task("evaluating", total=episodes * resolved.rollout.samples_per_task)
+        bar = progress.add_task("evaluating", total=episodes)
         try:
             report = evaluate(
                 resolved, split, episodes, folder, on_episode=lambda _: progress.advance(bar)

@@ -174,6 +174,9 @@ class TrainConfig(Section):
     """Seed of every random number generator."""
     out_dir: str = "runs"
     """Folder under which each run gets its own directory."""
+    eval_tasks: int = Field(default=0, ge=0)
+    """Held-out test tasks evaluated before and after training (eval-before/, eval-after/
+    in the run directory); 0 skips the evaluation."""
     eval_every: int = Field(default=0, ge=0)
     """Evaluate on the valid split every this many steps; 0 only at the end."""
     save_every: int = Field(default=10, ge=0)

@@ -2,8 +2,8 @@
 
     report = evaluate(config, split="test", tasks=50, out_dir="runs/x/eval-test")
 
-Runs one episode per task (or `rollout.samples_per_task`) on the first `tasks` tasks of
-a seeded order of the split, writes `trajectories.jsonl` and `eval.json` into
+Runs one episode per task on the first `tasks` tasks of a seeded order of the split,
+writes `trajectories.jsonl` and `eval.json` into
 `out_dir`, and returns the report. Sampling follows `config.rollout` (set
 `rollout.temperature` low for near-greedy evaluation).
 """
@@ -35,6 +35,8 @@ def evaluate(
     """Evaluate `config.model.name` (or the given model) on `tasks` tasks of `split`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    config = config.model_copy(deep=True)
+    config.rollout.samples_per_task = 1  # one episode per held-out task
     if model is None:
         model, tokenizer = load_model(config.model.name, config.model.dtype, config.engine.device)
     engine = create_engine(config, model, tokenizer)

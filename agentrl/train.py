@@ -42,6 +42,7 @@ from agentrl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoi
 from agentrl.config import Config
 from agentrl.engines import create_engine
 from agentrl.errors import ConfigError
+from agentrl.evaluate import evaluate
 from agentrl.models import load_model
 from agentrl.monitor import MetricsLogger, truncate_metrics
 from agentrl.rollout.manager import RolloutManager, summarize
@@ -83,6 +84,8 @@ class TrainResult:
     steps: int
     metrics: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    eval_before: dict[str, Any] | None = None
+    eval_after: dict[str, Any] | None = None
 
 
 def train(
@@ -125,6 +128,10 @@ def train(
     name = "trajectories.jsonl" if main else f"trajectories.rank{rank}.jsonl"
     writer = EpisodeWriter(run_dir / name, append=True) if config.log.trajectories else None
     result = TrainResult(run_dir=run_dir, steps=start)
+    if config.train.eval_tasks and start == 0 and main:
+        result.eval_before = evaluate(
+            config, "test", config.train.eval_tasks, run_dir / "eval-before", model, tokenizer
+        )
     try:
         for step in range(start, config.train.steps):
             started = time.perf_counter()
@@ -167,6 +174,11 @@ def train(
                     )
                 if world > 1:
                     torch.distributed.barrier()
+        if config.train.eval_tasks and main:
+            engine.weights_updated()
+            result.eval_after = evaluate(
+                config, "test", config.train.eval_tasks, run_dir / "eval-after", model, tokenizer
+            )
     finally:
         if logger is not None:
             logger.close()

@@ -249,3 +249,35 @@ def test_eval_of_a_tiny_lora_adapter_explains_why_it_cannot_load(tmp_path):
     assert (
         result.exit_code == 2 and "adapters trained on 'tiny' cannot be reloaded" in result.output
     )
+
+
+def test_train_evaluates_before_and_after(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--env",
+            "guess",
+            "--algo",
+            "grpo",
+            "--steps",
+            "1",
+            "--model",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "model.lora=false",
+            "rollout.tasks_per_step=2",
+            "rollout.samples_per_task=2",
+            "rollout.max_new_tokens=4",
+            "env.max_turns=1",
+            "train.eval_tasks=2",
+            "log.tensorboard=false",
+        ],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "recipe: configs/guess_grpo.yaml" in result.output
+    assert "held-out test split, 2 tasks" in result.output
+    for folder in ("eval-before", "eval-after"):
+        assert json.loads((tmp_path / folder / "eval.json").read_text())["episodes"] == 2
