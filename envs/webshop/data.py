@@ -1,0 +1,206 @@
+"""The original WebShop data: products, attributes and human instructions from JSON files.
+
+    shop = load_shop("~/webshop/data")          # built once per (directory, size, seed)
+    env = agentrl.make("webshop", data_dir="~/webshop/data", split="test")
+
+The directory holds the files of princeton-nlp/WebShop's `setup.sh` (either the 1000
+product files or the full ones; without a suffix wins when both are there):
+
+- `items_shuffle*.json`: a list of products, each with `asin`, `name`,
+  `full_description`, `small_description` (bullet strings), `pricing` ("$12.99" or
+  "$10.00 - $20.00"), `customization_options` (option name -> [{"value": ...}]),
+  `category`, `query` and `product_category` ("a › b › c");
+- `items_ins_v2*.json`: asin -> {"attributes": [...], ...}, the products' attributes;
+- `items_human_ins.json`: asin -> [{"instruction", "instruction_attributes",
+  "instruction_options", ...}], the instructions people wrote (the tasks).
+
+Loading follows the original `engine.load_products` and `goal.get_human_goals`: asins
+that are "nan" or longer than 10 characters are skipped, as are repeats; option values
+are lowercased with "/" written " | "; a price range is bought at a price drawn
+uniformly inside it; instructions without attributes are skipped, and the others get
+the original's price bound and ", and price lower than X dollars". Splits are the
+original's: goals shuffled with seed 233, test first (500), then valid (1000), train
+the rest (`catalog.split_goals`).
+
+Departures: the price draws use a seeded generator (the original's were unseeded, so
+its prices and bounds changed between runs), and products missing from the attributes
+file get no attributes (the original's placeholder "DUMMY_ATTR" never matches anyway).
+Reviews and images are not loaded: text mode has no use for images, and the item page
+has no Reviews button. The search index is built in memory on loading: seconds for the
+1000-product files, minutes for the full 1.18M products (`num_products` keeps fewer).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from agentrl.envs.webshop.catalog import (
+    Goal,
+    Product,
+    Shop,
+    price_clause,
+    price_upper_bound,
+    split_goals,
+)
+
+from agentrl.errors import InvalidArgument
+
+#: The price of a product without pricing, as in the original.
+DEFAULT_PRICE = 100.0
+
+
+def load_shop(data_dir: str | Path, num_products: int | None = None, seed: int = 0) -> Shop:
+    """The shop of the WebShop files in `data_dir`, its first `num_products` products.
+
+    Cached per (directory, num_products, seed): every env on the same files shares it.
+    """
+    if num_products is not None and (
+        isinstance(num_products, bool) or not isinstance(num_products, int) or num_products < 1
+    ):
+        raise InvalidArgument(
+            f"num_products must be a positive integer or None (all products); got {num_products!r}."
+        )
+    directory = Path(data_dir).expanduser().resolve()
+    if not directory.is_dir():
+        raise InvalidArgument(
+            f"data_dir must be a directory holding the WebShop JSON files; {str(data_dir)!r} "
+            "is not one. Download them with princeton-nlp/WebShop's setup.sh, or leave "
+            "data_dir unset for the generated catalog."
+        )
+    return _load_shop(str(directory), num_products, seed)
+
+
+@functools.cache
+def _load_shop(directory: str, num_products: int | None, seed: int) -> Shop:
+    root = Path(directory)
+    items = _read_json(_find(root, "items_shuffle"), list)
+    attributes = _read_json(_find(root, "items_ins_v2"), dict)
+    human = _read_json(_find(root, "items_human_ins"), dict)
+    if num_products is not None:
+        items = items[:num_products]  # the original's files are shuffled already
+
+    rng = random.Random(f"webshop-data-{seed}")
+    products: list[Product] = []
+    seen: set[str] = set()
+    for record in items:
+        asin = str(record.get("asin", ""))
+        if asin == "nan" or not asin or len(asin) > 10 or asin in seen:
+            continue
+        seen.add(asin)
+        products.append(_product(record, attributes.get(asin) or {}, rng))
+
+    goals: list[Goal] = []
+    for product in products:
+        for k, entry in enumerate(human.get(product.asin) or []):
+            goal_attributes = tuple(entry.get("instruction_attributes") or ())
+            if not goal_attributes:
+                continue  # the original skips these too
+            options = entry.get("instruction_options") or []
+            if isinstance(options, dict):
+                options = list(options.values())
+            price_upper = price_upper_bound(product.price, rng)
+            goals.append(
+                Goal(
+                    task_id=f"webshop-{product.asin}-{k}",
+                    asin=product.asin,
+                    instruction=str(entry["instruction"]).strip(".") + price_clause(price_upper),
+                    attributes=goal_attributes,
+                    options=tuple(str(o) for o in options),
+                    price_upper=price_upper,
+                    query=product.query,
+                    category_path=product.category_path,
+                    name=product.title,
+                )
+            )
+    if len(goals) < 3:
+        raise InvalidArgument(
+            f"{directory} gives {len(goals)} usable instructions; each split needs one. "
+            "items_human_ins.json should map product asins (found in items_shuffle) to "
+            "instructions with non-empty instruction_attributes."
+        )
+    return Shop(products=tuple(products), goals=split_goals(goals), source=directory)
+
+
+def parse_pricing(pricing: Any) -> list[float]:
+    """Prices in a pricing string: "$12.99" -> [12.99], "$10.00 - $20.00" -> [10.0, 20.0]."""
+    if not pricing or not isinstance(pricing, str):
+        return []
+    prices = []
+    for part in pricing.split("$")[1:]:
+        digits = re.sub(r"[^\d.]", "", part)
+        try:
+            prices.append(float(Decimal(digits)))
+        except InvalidOperation:
+            continue  # a malformed piece ("$N/A") is no price
+    return prices[:2]
+
+
+def _product(record: dict[str, Any], attributes: dict[str, Any], rng: random.Random) -> Product:
+    prices = parse_pricing(record.get("pricing"))
+    if not prices:
+        price, price_text = DEFAULT_PRICE, f"${DEFAULT_PRICE}"
+    elif len(prices) == 1:
+        price, price_text = prices[0], f"${prices[0]}"
+    else:
+        price, price_text = rng.uniform(*prices), f"${prices[0]} to ${prices[1]}"
+    options: dict[str, tuple[str, ...]] = {}
+    for name, contents in (record.get("customization_options") or {}).items():
+        if not contents:
+            continue
+        values = (str(c.get("value", "")).strip().replace("/", " | ").lower() for c in contents)
+        options[str(name).lower()] = tuple(dict.fromkeys(v for v in values if v))
+    bullets = record.get("small_description") or []
+    if isinstance(bullets, str):
+        bullets = [bullets]
+    return Product(
+        asin=str(record["asin"]),
+        title=str(record.get("name") or ""),
+        description=str(record.get("full_description") or ""),
+        bullets=tuple(str(b) for b in bullets),
+        category=str(record.get("category") or ""),
+        query=str(record.get("query") or "").lower().strip(),
+        category_path=str(record.get("product_category") or ""),
+        attributes=tuple(str(a) for a in attributes.get("attributes") or ()),
+        options={name: values for name, values in options.items() if values},
+        price=price,
+        price_text=price_text,
+    )
+
+
+def _find(root: Path, prefix: str) -> Path:
+    """`prefix.json` in `root`, else the one `prefix*.json` there."""
+    exact = root / f"{prefix}.json"
+    if exact.is_file():
+        return exact
+    matches = sorted(root.glob(f"{prefix}*.json"))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InvalidArgument(
+            f"{root} has no {prefix}*.json. The WebShop data directory needs "
+            "items_shuffle*.json, items_ins_v2*.json and items_human_ins.json "
+            "(princeton-nlp/WebShop's setup.sh downloads them)."
+        )
+    names = ", ".join(m.name for m in matches)
+    raise InvalidArgument(
+        f"{root} has several {prefix}*.json ({names}) and no {prefix}.json; keep one of them."
+    )
+
+
+def _read_json(path: Path, kind: type) -> Any:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"{path} is not valid JSON: {exc}.") from None
+    if not isinstance(data, kind):
+        raise InvalidArgument(
+            f"{path} should hold a JSON {'list' if kind is list else 'object'}; "
+            f"got {type(data).__name__}. See the schema in agentrl.envs.webshop.data."
+        )
+    return data

@@ -1,0 +1,314 @@
+"""WebShop (Yao et al. 2022) in text mode: search a shop and buy what an instruction asks for.
+
+    env = agentrl.make("webshop", split="test")
+    obs, info = env.reset(seed=0)      # the instruction and the search page
+    env.step("search[clip-in hair extension natural looking]")   # results, 10 a page
+    env.step("click[B0WX5EH2JW]")      # an item page with its options
+    env.step("click[dark brown]")      # choose an option value
+    env.step("click[Buy Now]")         # reward in [0, 1]; the episode ends
+
+Pages and what can be clicked on them, as in the original text environment:
+
+| page        | clickable                                                            |
+|-------------|----------------------------------------------------------------------|
+| search      | nothing: `search[query]` is the only action                          |
+| results     | product ids on the page, `< Prev`, `Next >`, `Back to Search`        |
+| item        | option values, `Description`, `Features`, `Buy Now`, `< Prev`, `Back to Search` |
+| description, features | `< Prev` (back to the item), `Back to Search`              |
+
+Every observation ends with the list of available actions, and an invalid action is
+answered with that list without ending the episode. The reward of a purchase is the
+original's (`reward.get_reward`); `info` at the end carries its components and
+`success` is reward == 1.
+
+The products come from a generated catalog (`synthetic.py`, `num_products` products,
+default 3000) or, with `data_dir`, from the original WebShop files (`data.py`). The
+shop, its search index and its goals are built once per source and shared by every env
+and every fork; an env holds only its episode's state.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agentrl.envs.webshop.catalog import Goal, Product, Shop, instruction_queries
+from agentrl.envs.webshop.data import load_shop
+from agentrl.envs.webshop.reward import get_reward
+from agentrl.envs.webshop.search import PAGE_SIZE
+from agentrl.envs.webshop.synthetic import DEFAULT_NUM_PRODUCTS, synthetic_shop
+
+from agentrl.core import InvalidAction, Outcome, Split, TextEnv
+from agentrl.errors import InvalidArgument
+
+BACK_TO_SEARCH = "Back to Search"
+NEXT_PAGE = "Next >"
+PREV_PAGE = "< Prev"
+DESCRIPTION = "Description"
+FEATURES = "Features"
+BUY_NOW = "Buy Now"
+MAX_QUERY_CHARS = 300
+_ACTION = re.compile(r"\s*(search|click)\s*\[(.*)\]\s*", re.IGNORECASE | re.DOTALL)
+
+
+class _Refused(Exception):
+    """Why an action cannot be done on the current page (becomes an InvalidAction)."""
+
+
+class WebShopEnv(TextEnv):
+    """Find and buy the product an instruction describes: search[query] and click[element].
+
+    Args:
+        split: which goals episodes are drawn from.
+        num_products: catalog size. Generated catalog: default 3000 (at least 30). With
+            `data_dir`: keep the first `num_products` products of the file (default all).
+        catalog_seed: seed of the generated catalog, and of the price draws of the
+            original data (price ranges, price bounds).
+        data_dir: a directory with the original WebShop JSON files (see `data.py`);
+            None uses the generated catalog.
+        max_turns: step budget; default 15.
+        render_mode: None or "ansi".
+    """
+
+    default_max_turns = 15
+    instructions = (
+        "You are shopping in WebShop, an online store, for a product that an instruction "
+        "describes. Each page shows the instruction, what is on the page and the actions "
+        "available. On the search page, search with search[query], e.g. "
+        "search[red running shoes]. Elsewhere, click a product id, an option value or a "
+        "button with click[...], e.g. click[B0123ABCDE], click[x-large], "
+        "click[Description], click[Next >], click[< Prev] or click[Back to Search]. Choose "
+        "the options the instruction asks for, then click[Buy Now]: buying ends the "
+        "episode, and the score says how well the product fits the instruction."
+    )
+    action_names = ("search", "click")
+
+    def __init__(
+        self,
+        split: Split = "train",
+        num_products: int | None = None,
+        catalog_seed: int = 0,
+        data_dir: str | Path | None = None,
+        max_turns: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
+        if isinstance(catalog_seed, bool) or not isinstance(catalog_seed, int):
+            raise InvalidArgument(f"catalog_seed must be an integer; got {catalog_seed!r}.")
+        if data_dir is None:
+            self.shop: Shop = synthetic_shop(
+                DEFAULT_NUM_PRODUCTS if num_products is None else num_products, catalog_seed
+            )
+        else:
+            self.shop = load_shop(data_dir, num_products, catalog_seed)
+        self.goal: Goal | None = None
+        self.page = "search"
+        self.keywords = ""
+        self.results: tuple[str, ...] = ()
+        self.page_number = 1
+        self.asin: str | None = None
+        self.options: dict[str, str] = {}
+        self.searches: list[str] = []  # this episode's queries
+
+    # ------------------------------------------------------------------ TextEnv API
+
+    def num_tasks(self, split: Split) -> int:
+        return len(self.shop.goals[split])
+
+    def task_id(self, split: Split, index: int) -> str:
+        return self.shop.goals[split][index].task_id
+
+    def load_task(self, split: Split, index: int) -> str:
+        self.goal = self.shop.goals[split][index]
+        self.searches = []
+        self._go_to_search()
+        return self._observation()
+
+    def act(self, action: str) -> Outcome:
+        try:
+            match = _ACTION.fullmatch(action)
+            if match is None:
+                raise _Refused("write search[query] or click[element]")
+            name, argument = match.group(1).lower(), " ".join(match.group(2).split())
+            return self._search(argument) if name == "search" else self._click(argument)
+        except _Refused as exc:
+            raise InvalidAction(
+                f"Invalid action {action[:80]!r}: {exc}.\nAvailable actions: {self._available()}"
+            ) from None
+
+    def valid_actions(self) -> list[str]:
+        if self.goal is None or self.page == "done":
+            return []
+        if self.page == "search":
+            return [f"search[{q}]" for q in instruction_queries(self.goal.instruction)]
+        return [f"click[{label}]" for label in self._buttons()]
+
+    # ------------------------------------------------------------------ actions
+
+    def _search(self, query: str) -> Outcome:
+        if self.page != "search":
+            raise _Refused(
+                f"search[...] works only on the search page; click[{BACK_TO_SEARCH}] first"
+            )
+        if not query:
+            raise _Refused("search[...] needs words to search for, e.g. search[red shoes]")
+        if len(query) > MAX_QUERY_CHARS:
+            raise _Refused(
+                f"the query is {len(query)} characters long; keep it under {MAX_QUERY_CHARS}"
+            )
+        self.keywords = query.lower()
+        self.searches.append(self.keywords)
+        self.results = self.shop.search(self.keywords)
+        self.page_number = 1
+        self.page = "results"
+        return Outcome(self._observation())
+
+    def _click(self, element: str) -> Outcome:
+        if self.page == "search":
+            raise _Refused(
+                "there is nothing to click on the search page; search with search[query]"
+            )
+        wanted = element.lower()
+        label = next((b for b in self._buttons() if b.lower() == wanted), None)
+        if label is None:
+            raise _Refused(f"there is no {element[:80]!r} to click on this page")
+        if label == BACK_TO_SEARCH:
+            self._go_to_search()
+        elif label == NEXT_PAGE:
+            self.page_number += 1
+        elif label == PREV_PAGE:
+            if self.page == "results":
+                self.page_number -= 1
+            elif self.page == "item":
+                self.page, self.asin, self.options = "results", None, {}
+            else:
+                self.page = "item"
+        elif label in (DESCRIPTION, FEATURES):
+            self.page = label.lower()
+        elif label == BUY_NOW:
+            return self._buy()
+        elif self.page == "results":
+            self.page, self.asin, self.options = "item", label, {}
+        else:
+            self.options[self._option_name(label)] = label
+        return Outcome(self._observation())
+
+    def _buy(self) -> Outcome:
+        assert self.goal is not None and self.asin is not None  # an item page is open
+        product = self.shop.by_asin[self.asin]
+        info = get_reward(product, self.goal, product.price, self.options)
+        chosen = ", ".join(f"{k}: {v}" for k, v in self.options.items()) or "none"
+        self.page = "done"
+        observation = (
+            f"Thank you for shopping with us! You bought [{product.asin}] {product.title} "
+            f"for ${product.price:.2f} (options: {chosen}). Your score: {info.reward:.2f}."
+        )
+        return Outcome(
+            observation,
+            reward=info.reward,
+            terminated=True,
+            success=info.reward == 1.0,
+            info={
+                **info.as_dict(),
+                "asin": product.asin,
+                "goal_asin": self.goal.asin,
+                "options": dict(self.options),
+            },
+        )
+
+    def _available(self) -> str:
+        if self.page == "search":
+            return "search[your query], e.g. " + ", ".join(self.valid_actions())
+        return ", ".join(f"click[{label}]" for label in self._buttons())
+
+    # ------------------------------------------------------------------ pages
+
+    def _go_to_search(self) -> None:
+        self.page, self.keywords, self.results = "search", "", ()
+        self.page_number, self.asin, self.options = 1, None, {}
+
+    def visible_results(self) -> tuple[str, ...]:
+        """The product ids on the current results page."""
+        start = (self.page_number - 1) * PAGE_SIZE
+        return self.results[start : start + PAGE_SIZE]
+
+    def has_next_page(self) -> bool:
+        """Whether the results go on after the current page."""
+        return self.page_number * PAGE_SIZE < len(self.results)
+
+    def _product(self) -> Product:
+        assert self.asin is not None  # on item, description and features pages
+        return self.shop.by_asin[self.asin]
+
+    def _option_name(self, value: str) -> str:
+        """The option a value belongs to (the first, should two options share it)."""
+        return next(name for name, values in self._product().options.items() if value in values)
+
+    def _buttons(self) -> list[str]:
+        """What can be clicked on the current page, in page order."""
+        if self.page == "results":
+            buttons = [BACK_TO_SEARCH]
+            if self.page_number > 1:
+                buttons.append(PREV_PAGE)
+            if self.has_next_page():
+                buttons.append(NEXT_PAGE)
+            return buttons + list(self.visible_results())
+        if self.page == "item":
+            values = [v for vs in self._product().options.values() for v in vs]
+            return [
+                BACK_TO_SEARCH,
+                PREV_PAGE,
+                *dict.fromkeys(values),
+                DESCRIPTION,
+                FEATURES,
+                BUY_NOW,
+            ]
+        if self.page in ("description", "features"):
+            return [BACK_TO_SEARCH, PREV_PAGE]
+        return []
+
+    def _observation(self) -> str:
+        assert self.goal is not None  # a task is loaded
+        lines = [f"Instruction: {self.goal.instruction}", ""]
+        if self.page == "search":
+            lines += ["[Search page]", "Search the shop for products with search[your query]."]
+        elif self.page == "results":
+            lines += self._results_lines()
+        elif self.page == "item":
+            lines += self._item_lines()
+        elif self.page == "description":
+            product = self._product()
+            lines += [f"[Description of {product.asin}] {product.title}", product.description]
+        else:
+            product = self._product()
+            lines += [f"[Features of {product.asin}] {product.title}"]
+            lines += [f"- {bullet}" for bullet in product.bullets]
+        if self.page == "search":
+            actions = "search[your query]"
+        else:
+            actions = ", ".join(f"click[{label}]" for label in self._buttons())
+        return "\n".join([*lines, "", f"Available actions: {actions}"])
+
+    def _results_lines(self) -> list[str]:
+        if not self.results:
+            return [f'[Results] No product matches "{self.keywords}". Try other words.']
+        first = (self.page_number - 1) * PAGE_SIZE
+        shown = self.visible_results()
+        lines = [
+            f'[Results for "{self.keywords}"] page {self.page_number}: results {first + 1}-'
+            f"{first + len(shown)} of {len(self.results)}"
+        ]
+        for asin in shown:
+            product = self.shop.by_asin[asin]
+            lines.append(f"[{asin}] {product.title} | {product.price_text}")
+        return lines
+
+    def _item_lines(self) -> list[str]:
+        product = self._product()
+        lines = [f"[Item {product.asin}] {product.title}", f"Price: {product.price_text}"]
+        if product.options:
+            lines.append("Options (click a value to choose it):")
+        for name, values in product.options.items():
+            chosen = f" (chosen: {self.options[name]})" if name in self.options else ""
+            lines.append(f"  {name}: {' '.join(f'[{v}]' for v in values)}{chosen}")
+        return lines
