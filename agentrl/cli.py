@@ -307,7 +307,8 @@ def train(
         raise _fail(exc) from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     env_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.env.name)
-    run_dir = out or Path(resolved.train.out_dir) / f"{env_name}-{algo or 'custom'}-{stamp}"
+    label = algo or (Path(config).stem.split("_", 1)[-1] if config else "custom")
+    run_dir = out or Path(resolved.train.out_dir) / f"{env_name}-{label}-{stamp}"
     console.print(Syntax(resolved.to_yaml(), "yaml"))
     console.print(Text(f"run directory: {run_dir}"))
     from agentrl.checkpoint import latest_checkpoint

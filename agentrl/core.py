@@ -123,6 +123,9 @@ class TextEnv(gym.Env[str, str]):
     action_format: ClassVar[str] = "bracket"
     #: The env's action names, e.g. ("search", "click"); empty accepts any name.
     action_names: ClassVar[tuple[str, ...]] = ()
+    #: Extra strings that end a policy's turn (e.g. "]" when no action nests brackets),
+    #: added to the parser's; the tokens that form them are kept.
+    stop_strings: ClassVar[tuple[str, ...]] = ()
     max_observation_chars: ClassVar[int] = 100_000
     max_action_chars: ClassVar[int] = 10_000
 
@@ -183,6 +186,15 @@ class TextEnv(gym.Env[str, str]):
         """Some actions that are valid in the current state (all of them when few).
 
         Used by the env checker and by scripted baselines (the random policy).
+        """
+        return []
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        """Example turns (observation, action) shown to the policy before its task.
+
+        Small models follow an action format far more often after seeing it used; the
+        rollout manager renders these as earlier chat turns (never trained on). Take
+        them from the train split, never from the task at hand. Default: none.
         """
         return []
 

@@ -15,6 +15,7 @@ e.g. by dropping reasoning from past assistant messages).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agentrl.errors import TemplateError
@@ -31,10 +32,16 @@ class ChatFormat:
         tokenizer: a Hugging Face tokenizer with a chat template.
         system_prompt: the system message (None: the template's default, if any).
         observation_role: the role env observations are sent as.
+        examples: demonstration turns (observation, action) rendered before the task, so
+            that a small model sees the action format in use (few-shot).
     """
 
     def __init__(
-        self, tokenizer: Any, system_prompt: str | None = None, observation_role: str = "user"
+        self,
+        tokenizer: Any,
+        system_prompt: str | None = None,
+        observation_role: str = "user",
+        examples: Sequence[tuple[str, str]] = (),
     ) -> None:
         if not getattr(tokenizer, "chat_template", None):
             raise TemplateError(
@@ -44,6 +51,7 @@ class ChatFormat:
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
         self.observation_role = observation_role
+        self.examples = [(str(o), str(a)) for o, a in examples]
         self._head = self._messages(_USER)
         self.closing_ids = self._closing()
         if not self.closing_ids:
@@ -62,6 +70,9 @@ class ChatFormat:
             if self.system_prompt is None
             else [{"role": "system", "content": self.system_prompt}]
         )
+        for observation, action in self.examples:
+            messages.append({"role": self.observation_role, "content": observation})
+            messages.append({"role": "assistant", "content": action})
         return [*messages, {"role": "user", "content": task}]
 
     def render(self, messages: list[dict[str, str]], generation_prompt: bool) -> str:

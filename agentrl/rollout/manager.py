@@ -106,9 +106,11 @@ class RolloutManager:
         self.parser = make_parser(action_format or probe.action_format, names)
         if system_prompt is None:
             system_prompt = build_system_prompt(probe, self.parser.format_hint())
+        examples = probe.demonstrations()
+        self.stop_strings = (*self.parser.stop_strings(), *probe.stop_strings)
         with contextlib.suppress(Exception):  # a probe's failing close() is not our concern
             probe.close()
-        self.chat = ChatFormat(tokenizer, system_prompt)
+        self.chat = ChatFormat(tokenizer, system_prompt, examples=examples)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agentrl-env")
         self.max_concurrent = max_concurrent
         # The template's end-of-turn token ends a turn even where it is not the eos token.
@@ -195,7 +197,7 @@ class RolloutManager:
             params = SamplingParams(
                 **self.sampling,
                 max_new_tokens=min(self.max_new_tokens, room),
-                stop=tuple(self.parser.stop_strings()),
+                stop=self.stop_strings,
                 stop_token_ids=self.stop_token_ids,
                 seed=_derive_seed(self.seed, task_index, sample, turn),
             )

@@ -29,6 +29,7 @@ and every fork; an env holds only its episode's state.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -82,6 +83,9 @@ class WebShopEnv(TextEnv):
         "episode, and the score says how well the product fits the instruction."
     )
     action_names = ("search", "click")
+    # No WebShop action holds a "]", so a turn can end at the first one: small models
+    # otherwise run on past their action until the token limit.
+    stop_strings = ("]",)
 
     def __init__(
         self,
@@ -135,6 +139,28 @@ class WebShopEnv(TextEnv):
             raise InvalidAction(
                 f"Invalid action {action[:80]!r}: {exc}.\nAvailable actions: {self._available()}"
             ) from None
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        """The first turns of an oracle episode on train task 0: a search, a click on the
+        right product and, when it has options, one option. Observations are shortened to
+        keep prompts small; the task at hand is never shown (train task 0 only)."""
+        from agentrl.envs.webshop.baselines import oracle_policy
+
+        demo = copy.deepcopy(self)  # the shop is shared, not copied (see Shop.__deepcopy__)
+        demo.split = "train"
+        demo.render_mode = None
+        demo.max_turns = self.default_max_turns  # the demo is not bound by this env's budget
+        observation, _ = demo.reset(seed=0, options={"task_index": 0})
+        turns = []
+        for _ in range(3):
+            if demo.done:
+                break
+            action = oracle_policy(demo)
+            if action.lower() == f"click[{BUY_NOW.lower()}]":
+                break
+            turns.append((_shorten(observation), action))
+            observation = demo.step(action)[0]
+        return turns
 
     def valid_actions(self) -> list[str]:
         if self.goal is None or self.page == "done":
@@ -312,3 +338,10 @@ class WebShopEnv(TextEnv):
             chosen = f" (chosen: {self.options[name]})" if name in self.options else ""
             lines.append(f"  {name}: {' '.join(f'[{v}]' for v in values)}{chosen}")
         return lines
+
+
+def _shorten(observation: str, lines: int = 8) -> str:
+    """The head of a page and its action list: enough to show the format."""
+    body, _, actions = observation.rpartition("Available actions:")
+    kept = body.strip().splitlines()[:lines]
+    return "\n".join(kept) + "\n...\n\nAvailable actions:" + actions if actions else observation

@@ -163,3 +163,16 @@ def test_the_template_end_of_turn_token_is_a_stop_token(tokenizer):
     manager = RolloutManager(engine, tokenizer, "guess", env_kwargs={"max_turns": 1})
     run(manager, [0])
     assert engine.requests[0].params.stop_token_ids == (manager.chat.closing_ids[0],)
+
+
+def test_env_stop_strings_and_demonstrations_reach_the_engine_and_prompt(tokenizer):
+    engine = ScriptedEngine(tokenizer, ["search[red shoes]"] * 10)
+    manager = RolloutManager(
+        engine, tokenizer, "webshop", split="test", env_kwargs={"max_turns": 1}
+    )
+    [episode] = run(manager, [0])
+    assert "]" in engine.requests[0].params.stop
+    text = tokenizer.decode(episode.token_ids[: episode.prompt_length])
+    # Few-shot turns come before the task and are not trained (the prompt has mask 0).
+    assert text.count("<|im_start|>assistant\nsearch[") == 1 and "click[B" in text
+    assert set(episode.loss_mask[: episode.prompt_length]) == {0}
