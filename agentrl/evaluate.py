@@ -33,12 +33,12 @@ def evaluate(
     on_episode: Callable[[Episode], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate `config.model.name` (or the given model) on `tasks` tasks of `split`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     config = config.model_copy(deep=True)
     config.rollout.samples_per_task = 1  # one episode per held-out task
     if model is None:
         model, tokenizer = load_model(config.model.name, config.model.dtype, config.engine.device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     engine = create_engine(config, model, tokenizer)
     manager = make_manager(config, engine, tokenizer, split)
     try:

@@ -103,6 +103,13 @@ def train(
 
     model, tokenizer = load_model(config.model.name, config.model.dtype, config.engine.device)
     model = _trainable(model, config)
+    # KL to the initial policy: with LoRA it is the model with its adapters switched
+    # off (no second copy); with full fine-tuning, a frozen copy loaded from the source
+    # (never from a resumed checkpoint). No reference exists when the coefficient is 0.
+    reference = None
+    if config.algorithm.kl_coef > 0 and not config.model.lora:
+        reference = load_model(config.model.name, config.model.dtype, config.engine.device)[0]
+        reference.requires_grad_(False)
     engine = create_engine(config, model, tokenizer)
     manager = make_manager(config, engine, tokenizer, split="train")
     optimizer = torch.optim.AdamW(
@@ -142,7 +149,7 @@ def train(
             # (the model stays in eval mode: no dropout, so trainer and engine logprobs agree)
             update_metrics = {"train/skipped": 1.0, "train/lr": scheduler.get_last_lr()[0]}
             if _any_rank(bool(episodes)):
-                update_metrics = update(config, model, optimizer, episodes, state, step)
+                update_metrics = update(config, model, optimizer, episodes, state, step, reference)
                 update_metrics.update(
                     {"train/skipped": 0.0, "train/lr": scheduler.get_last_lr()[0]}
                 )
@@ -199,17 +206,16 @@ def _check(config: Config) -> None:
         )
     if config.engine.backend != "hf":
         problems.append("engine.backend: training runs the in-process 'hf' engine only for now")
-    unavailable = {
-        "algorithm.kl_coef": config.algorithm.kl_coef > 0,
-        "train.eval_every": config.train.eval_every > 0,
-        "algorithm.regularizers=[kl]": "kl" in config.algorithm.regularizers,
-    }
-    for knob, used in unavailable.items():
-        if used:
-            problems.append(
-                f"{knob}: a reference model / periodic evaluation is not available in this "
-                "version of agentrl yet; leave it at its default"
-            )
+    if config.train.eval_every > 0:
+        problems.append(
+            "train.eval_every: periodic evaluation is not available in this version of "
+            "agentrl yet; use train.eval_tasks (before and after training)"
+        )
+    if "kl" in config.algorithm.regularizers:
+        problems.append(
+            "algorithm.regularizers: 'kl' needs a reference policy; set algorithm.kl_coef "
+            "instead, which provides one"
+        )
     if config.rollout.top_p < 1 or config.rollout.top_k > 0:
         problems.append(
             "rollout.top_p / rollout.top_k: training needs the full sampling distribution "
@@ -399,6 +405,7 @@ def update(
     episodes: list[Episode],
     state: dict[str, Any],
     step: int,
+    reference: Any = None,
 ) -> dict[str, float]:
     """Advantages, then `ppo_epochs` passes of gradient accumulation over micro-batches,
     one optimizer step each. Returns the update's metrics."""
@@ -480,6 +487,20 @@ def update(
                 **loss_kwargs,
             )
             total = loss * share(algo.loss_agg, batch)
+            if algo.kl_coef > 0:
+                kl, kl_metrics = get_regularizer("kl")(
+                    logprobs=logprobs,
+                    entropy=entropy,
+                    mask=batch.loss_mask,
+                    turn_index=batch.turn_index,
+                    step=step,
+                    total_steps=config.train.steps,
+                    state={},
+                    ref_logprobs=_reference_logprobs(model, reference, batch, config),
+                    coef=algo.kl_coef,
+                )
+                total = total + kl * share("token-mean", batch)
+                metrics = {**metrics, **kl_metrics}
             for name in algo.regularizers:
                 regularizer = get_regularizer(name)
                 kwargs = algo.regularizer_kwargs.get(name, {})
@@ -537,6 +558,29 @@ def update(
     out["perf/fwd_bwd_share"] = fwd_bwd_s / max(update_s, 1e-9)
     out["perf/train_tokens_per_s"] = total_tokens * config.train.ppo_epochs / max(update_s, 1e-9)
     return out
+
+
+def _reference_logprobs(
+    model: Any, reference: Any, batch: TokenBatch, config: Config
+) -> torch.Tensor:
+    """The initial policy's logprobs of the batch's tokens [B, T] (no gradient)."""
+    with torch.no_grad():
+        if reference is None:  # LoRA: the base model is the initial policy
+            with model.disable_adapter():
+                return sequence_logprobs(
+                    model,
+                    batch.input_ids,
+                    batch.attention_mask,
+                    temperature=config.rollout.temperature,
+                    compute_entropy=False,
+                )[0]
+        return sequence_logprobs(
+            reference,
+            batch.input_ids,
+            batch.attention_mask,
+            temperature=config.rollout.temperature,
+            compute_entropy=False,
+        )[0]
 
 
 def _rank() -> int:

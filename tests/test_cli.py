@@ -245,7 +245,20 @@ def test_eval_of_a_tiny_lora_adapter_explains_why_it_cannot_load(tmp_path):
         ),
         run,
     )
-    result = runner.invoke(app, ["eval", "--env", "guess", "--model", str(run), "--episodes", "1"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--env",
+            "guess",
+            "--model",
+            str(run),
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+    )
     assert (
         result.exit_code == 2 and "adapters trained on 'tiny' cannot be reloaded" in result.output
     )

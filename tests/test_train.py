@@ -185,6 +185,9 @@ def test_a_crash_mid_save_leaves_no_complete_checkpoint(tmp_path, monkeypatch):
 
 
 def test_unavailable_knobs_are_refused(tmp_path):
+    config = agentrl.load_config(None, [*SMALL, "env.name=guess", "train.eval_every=2"])
+    with pytest.raises(agentrl.errors.ConfigError, match="train.eval_every"):
+        train(config, tmp_path)
     config = agentrl.load_config(None, [*SMALL, "env.name=guess", "rollout.branching=arpo"])
     with pytest.raises(agentrl.errors.ConfigError, match="rollout.branching"):
         train(config, tmp_path)
@@ -264,3 +267,22 @@ def test_conflicting_loss_kwargs_and_changed_resume_configs_are_refused(tmp_path
     )
     with pytest.raises(agentrl.errors.ConfigError, match=r"optim.lr: 0.001 -> 0.005"):
         train(changed, tmp_path / "b")
+
+
+@pytest.mark.parametrize("lora", ["true", "false"])
+def test_kl_to_the_initial_policy(lora, tmp_path, title_env):
+    config = agentrl.load_config(
+        None,
+        [
+            *PRESETS["grpo"],
+            *SMALL,
+            "env.name=titlecase",
+            f"model.lora={lora}",
+            "algorithm.kl_coef=0.1",
+            "train.steps=2",
+        ],
+    )
+    metrics = train(config, tmp_path).metrics
+    assert all("train/kl" in m for m in metrics)
+    assert metrics[0]["train/kl"] == pytest.approx(0.0, abs=1e-6)  # policy == reference
+    assert metrics[1]["train/kl"] > 0, metrics  # one update later they differ
