@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 import agentrl
-from agentrl.config import bundled_configs
+from agentrl.config import Config, bundled_configs
 from agentrl.engines import create_engine
 from agentrl.errors import AgentRLError, InvalidArgument
 from agentrl.registration import describe
@@ -67,6 +67,19 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+def _resolve(
+    config: str | None,
+    flags: dict[str, object],
+    overrides: list[str] | None,
+    split: str | None = None,
+) -> Config:
+    """The config of a command: a file or recipe, then the flags given, then overrides."""
+    if split is not None and split not in agentrl.SPLITS:
+        raise InvalidArgument(f"--split must be one of {', '.join(agentrl.SPLITS)}; got {split!r}")
+    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    return agentrl.load_config(config, [*extra, *(overrides or [])])
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -189,13 +202,8 @@ def rollout(
     }
     if samples_per_task is None and config is None:
         flags["rollout.samples_per_task"] = 1
-    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
     try:
-        if split not in agentrl.SPLITS:
-            raise InvalidArgument(
-                f"--split must be one of {', '.join(agentrl.SPLITS)}; got {split!r}"
-            )
-        resolved = agentrl.load_config(config, [*extra, *(overrides or [])])
+        resolved = _resolve(config, flags, overrides, split)
         if resolved.rollout.branching != "none":
             raise InvalidArgument(
                 f"rollout.branching={resolved.rollout.branching!r} is not available in this "
@@ -300,9 +308,7 @@ def train(
                 config = recipe
                 console.print(Text(f"recipe: configs/{recipe}.yaml (bundled)"))
         flags = {"env.name": env, "train.steps": steps, "model.name": model}
-        extra = [*PRESETS.get(algo or "", [])]
-        extra += [f"{key}={value}" for key, value in flags.items() if value is not None]
-        resolved = agentrl.load_config(config, [*extra, *(overrides or [])])
+        resolved = _resolve(config, flags, [*PRESETS.get(algo or "", []), *(overrides or [])])
     except AgentRLError as exc:
         raise _fail(exc) from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -373,13 +379,8 @@ def eval_command(
     from agentrl.evaluate import evaluate
 
     flags = {"env.name": env, "model.name": model}
-    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
     try:
-        if split not in agentrl.SPLITS:
-            raise InvalidArgument(
-                f"--split must be one of {', '.join(agentrl.SPLITS)}; got {split!r}"
-            )
-        resolved = agentrl.load_config(config, [*extra, *(overrides or [])])
+        resolved = _resolve(config, flags, overrides, split)
     except AgentRLError as exc:
         raise _fail(exc) from None
     env_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.env.name)

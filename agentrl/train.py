@@ -17,6 +17,7 @@ identical to a single process on the same data; rank 0 logs and saves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import warnings
@@ -564,18 +565,12 @@ def _reference_logprobs(
     model: Any, reference: Any, batch: TokenBatch, config: Config
 ) -> torch.Tensor:
     """The initial policy's logprobs of the batch's tokens [B, T] (no gradient)."""
-    with torch.no_grad():
-        if reference is None:  # LoRA: the base model is the initial policy
-            with model.disable_adapter():
-                return sequence_logprobs(
-                    model,
-                    batch.input_ids,
-                    batch.attention_mask,
-                    temperature=config.rollout.temperature,
-                    compute_entropy=False,
-                )[0]
+    # LoRA: the base model, adapters switched off, is the initial policy.
+    policy = model if reference is None else reference
+    adapters_off = model.disable_adapter() if reference is None else contextlib.nullcontext()
+    with torch.no_grad(), adapters_off:
         return sequence_logprobs(
-            reference,
+            policy,
             batch.input_ids,
             batch.attention_mask,
             temperature=config.rollout.temperature,
