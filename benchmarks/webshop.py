@@ -18,10 +18,10 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from agentrl.envs.webshop import WebShopEnv
 from agentrl.envs.webshop.baselines import (
     Policy,
@@ -36,18 +36,14 @@ from rich.table import Table
 
 import agentrl
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from envs import steps_per_second as random_play_steps_per_second
+
 
 def steps_per_second(env: WebShopEnv, steps: int, seed: int) -> float:
-    rng = np.random.default_rng(seed)
+    """Random valid play from a cold search cache (the loop of benchmarks/envs.py)."""
     env.shop.engine.clear_cache()
-    env.reset(seed=seed)
-    start = time.perf_counter()
-    for _ in range(steps):
-        actions = env.valid_actions()
-        env.step(actions[int(rng.integers(len(actions)))])
-        if env.done:
-            env.reset()
-    return steps / (time.perf_counter() - start)
+    return random_play_steps_per_second(env, steps, seed)
 
 
 def search_ms(env: WebShopEnv) -> float:
