@@ -137,6 +137,12 @@ class AlgorithmConfig(Section):
     """DAPO: drop task groups whose rewards are all equal and sample more tasks instead."""
     dynamic_sampling_rounds: int = Field(default=3, ge=1)
     """Most extra sampling rounds per step when dynamic sampling drops groups."""
+    overlong_buffer: float = Field(default=0.0, ge=0, le=1)
+    """DAPO's soft overlong punishment: the buffer as a share of rollout.max_new_tokens
+    (DAPO: 4096 of 20480 = 0.2); an episode whose longest turn runs into it loses up to
+    algorithm.overlong_penalty reward. 0 disables it."""
+    overlong_penalty: float = Field(default=1.0, ge=0)
+    """Most reward the overlong punishment takes away (at rollout.max_new_tokens)."""
     clip_eps_low: float = Field(default=0.2, ge=0)
     """Lower PPO clip range epsilon_low."""
     clip_eps_high: float = Field(default=0.2, ge=0)

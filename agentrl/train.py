@@ -29,9 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentrl.algos.batch import TokenBatch, advantage_input, collate, pack, token_advantages
+from agentrl.algos.advantages import overlong_penalty
+from agentrl.algos.batch import (
+    TokenBatch,
+    advantage_input,
+    collate,
+    longest_turns,
+    pack,
+    token_advantages,
+)
 from agentrl.algos.logprobs import sequence_logprobs
-from agentrl.algos.losses import entropy_aware_advantage
+from agentrl.algos.losses import WHOLE_BATCH_SELECTORS, entropy_aware_advantage
 from agentrl.algos.registry import (
     aggregate,
     get_advantage,
@@ -52,10 +60,10 @@ from agentrl.rollout.trajectory import Episode, EpisodeWriter
 
 PEFT_DEPRECATION = "`is_gradient_checkpointing` is deprecated"
 
-#: `agentrl train --algo NAME`: the config overrides each preset stands for. DAPO here
-#: is its clip range, token-mean loss and dynamic sampling; overlong reward shaping is
-#: not implemented yet. AEPO here is its loss and advantage; its branching rollout
-#: (and ARPO's) arrives with branching rollout.
+#: `agentrl train --algo NAME`: the config overrides each preset stands for. DAPO is
+#: its clip range, token-mean loss, dynamic sampling and soft overlong punishment (on
+#: each episode's longest turn, against rollout.max_new_tokens). AEPO here is its loss
+#: and advantage; its branching rollout (and ARPO's) arrives with branching rollout.
 PRESETS: dict[str, list[str]] = {
     "grpo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip"],
     "dapo": [
@@ -64,6 +72,7 @@ PRESETS: dict[str, list[str]] = {
         "algorithm.clip_eps_high=0.28",
         "algorithm.dynamic_sampling=true",
         "algorithm.loss_agg=token-mean",
+        "algorithm.overlong_buffer=0.2",
     ],
     "epo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip", "algorithm.regularizers=[epo]"],
     "empg": ["algorithm.advantage=empg", "algorithm.loss=ppo_clip"],
@@ -412,8 +421,19 @@ def update(
     one optimizer step each. Returns the update's metrics."""
     algo = config.algorithm
     turn_adv, token_adv = torch.zeros(0), []  # a rank may have no episodes this step
+    shaping = 0.0
     if episodes:
         inputs = advantage_input(episodes)
+        if algo.overlong_buffer > 0:  # DAPO: long turns cost reward (env rewards untouched)
+            max_length = config.rollout.max_new_tokens
+            penalty = overlong_penalty(
+                longest_turns(episodes),
+                max_length=max_length,
+                buffer=max(1, round(algo.overlong_buffer * max_length)),
+                penalty=algo.overlong_penalty,
+            )  # [N]
+            inputs.rewards = inputs.rewards + penalty
+            shaping = float(penalty.mean())
         turn_adv = get_advantage(algo.advantage)(inputs, **algo.advantage_kwargs)  # [K]
         token_adv = token_advantages(episodes, inputs, turn_adv)
     loss_fn = get_loss(algo.loss)
@@ -457,6 +477,7 @@ def update(
     count = max(float(moments[0]), 1.0)
     mean = float(moments[1]) / count
     entropy_stats = (mean, max(float(moments[2]) / count - mean**2, 0.0) ** 0.5)
+    selected = _whole_batch_selection(config, episodes, token_adv, step)
     sums: dict[str, float] = {}
     started, fwd_bwd_s = time.perf_counter(), 0.0
     for epoch in range(config.train.ppo_epochs):
@@ -479,6 +500,8 @@ def update(
                     a=algo.entropy_advantage,
                     stats=entropy_stats,
                 )
+            if selected is not None:
+                loss_kwargs["selected"] = _rows_tensor(selected, batch).to(device)
             loss, metrics = loss_fn(
                 logprobs,
                 batch.old_logprobs,
@@ -553,11 +576,62 @@ def update(
     out = {f"train/{k}": v for k, v in sums.items()}
     out["train/grad_norm"] = float(grad_norm)
     out["train/tokens"] = float(total_tokens)
+    out["train/overlong_penalty"] = shaping
     out["train/advantage_abs_mean"] = float(turn_adv.abs().mean()) if len(turn_adv) else 0.0
     update_s = time.perf_counter() - started
     out["perf/update_s"] = update_s
     out["perf/fwd_bwd_share"] = fwd_bwd_s / max(update_s, 1e-9)
     out["perf/train_tokens_per_s"] = total_tokens * config.train.ppo_epochs / max(update_s, 1e-9)
+    return out
+
+
+def _whole_batch_selection(
+    config: Config, episodes: list[Episode], token_adv: list[list[float]], step: int
+) -> list[list[bool]] | None:
+    """Clip-Cov / KL-Cov token picks made once over the whole batch (all micro-batches,
+    all ranks), per episode and token; None for losses that need none.
+
+    cov uses the rollout's logprobs: on the first, on-policy pass they are the current
+    policy's. The draw is seeded by (train.seed, step), so every rank and a resumed run
+    pick the same tokens.
+    """
+    selector = WHOLE_BATCH_SELECTORS.get(config.algorithm.loss)
+    if selector is None:
+        return None
+    rows = [
+        [(lp or 0.0, a) for lp, a, m in zip(e.logprobs, adv, e.loss_mask, strict=True) if m]
+        for e, adv in zip(episodes, token_adv, strict=True)
+    ]  # per episode: (old logprob, advantage) of each sampled token
+    world, rank = _world_size(), _rank()
+    gathered: list[list[list[tuple[float, float]]]] = [rows]
+    if world > 1:
+        gathered = [[] for _ in range(world)]
+        torch.distributed.all_gather_object(gathered, rows)
+    flat = [pair for rank_rows in gathered for row in rank_rows for pair in row]
+    values = torch.tensor(flat, dtype=torch.float64).reshape(1, -1, 2)  # [1, N, 2]
+    kwargs = {
+        k: v for k, v in config.algorithm.loss_kwargs.items() if k in hyperparameters(selector)
+    }
+    if "generator" in _params(selector):
+        kwargs["generator"] = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step)
+    pick = selector(values[..., 0], values[..., 1], torch.ones(values.shape[:2]), **kwargs)
+    pick = pick.reshape(-1).tolist()  # [N]
+    offset = sum(len(row) for rank_rows in gathered[:rank] for row in rank_rows)
+    out = []
+    for episode in episodes:
+        flags = []
+        for m in episode.loss_mask:
+            flags.append(bool(m) and bool(pick[offset]))
+            offset += 1 if m else 0
+        out.append(flags)
+    return out
+
+
+def _rows_tensor(values: list[list[bool]], batch: TokenBatch) -> torch.Tensor:
+    """Per-episode token values laid out like `batch` [B, T] (False on padding)."""
+    out = torch.zeros(batch.loss_mask.shape, dtype=torch.bool)  # [B, T]
+    for row, index in enumerate(batch.rows):
+        out[row, : len(values[index])] = torch.tensor(values[index], dtype=torch.bool)
     return out
 
 

@@ -286,3 +286,69 @@ def test_kl_to_the_initial_policy(lora, tmp_path, title_env):
     assert all("train/kl" in m for m in metrics)
     assert metrics[0]["train/kl"] == pytest.approx(0.0, abs=1e-6)  # policy == reference
     assert metrics[1]["train/kl"] > 0, metrics  # one update later they differ
+
+
+@pytest.mark.parametrize(
+    "loss,kwargs",
+    [
+        ("kl_cov", "{kl_ratio: 0.2, coef: 1.0}"),
+        ("clip_cov", "{clip_ratio: 0.2, cov_low: -1.0e9, cov_high: 1.0e9}"),
+    ],
+)
+def test_covariance_losses_pick_tokens_over_the_whole_batch(loss, kwargs):
+    # Clip-Cov / KL-Cov pick ⌊r·N⌋ tokens by their covariance over the whole batch:
+    # split into micro-batches, the update must stay the one-batch update.
+    from agentrl.models import load_tokenizer, tiny_model
+    from agentrl.train import _trainable, update
+    from tests.test_distributed import episodes
+
+    def updated(micro_batch_tokens):
+        config = agentrl.load_config(
+            None,
+            [
+                "model.lora=false",
+                "optim.lr=1e-2",
+                f"algorithm.loss={loss}",
+                f"algorithm.loss_kwargs={kwargs}",
+                f"train.micro_batch_tokens={micro_batch_tokens}",
+            ],
+        )
+        model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
+        batch = episodes(model.config.vocab_size)
+        metrics = update(config, model, optimizer, batch, {"regularizers": {}}, 1)
+        return model.state_dict(), metrics
+
+    (one, metrics_one), (many, metrics_many) = updated(10**6), updated(64)
+    frac = f"train/{loss}_frac"
+    assert metrics_one[frac] > 0
+    assert metrics_many[frac] == pytest.approx(metrics_one[frac])
+    for key in one:
+        assert torch.allclose(one[key], many[key], atol=1e-5), key
+
+
+def test_overlong_punishment_separates_long_turns_from_short_ones():
+    # Every episode earns 0, so GRPO alone has nothing to learn from; with DAPO's soft
+    # overlong punishment (max 20 tokens, buffer 0.5 -> 10) the longer turns (8..29
+    # generated tokens) lose reward and the group's advantages are no longer zero.
+    from agentrl.models import load_tokenizer, tiny_model
+    from agentrl.train import _trainable, update
+    from tests.test_distributed import episodes
+
+    def metrics(*extra):
+        config = agentrl.load_config(
+            None, ["model.lora=false", "rollout.max_new_tokens=20", *extra]
+        )
+        model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        batch = episodes(model.config.vocab_size)
+        for episode in batch:
+            episode.reward = 0.0
+        return update(config, model, optimizer, batch, {"regularizers": {}}, 1)
+
+    plain = metrics()
+    shaped = metrics("algorithm.overlong_buffer=0.5")
+    assert plain["train/advantage_abs_mean"] == 0.0
+    assert plain["train/overlong_penalty"] == 0.0
+    assert shaped["train/advantage_abs_mean"] > 0.3
+    assert -1.0 < shaped["train/overlong_penalty"] < 0.0

@@ -15,6 +15,7 @@ from agentrl.algos.advantages import (
     episode_grpo,
     gigpo,
     grpo,
+    overlong_penalty,
 )
 from agentrl.algos.losses import aepo, clip_cov, entropy_aware_advantage, kl_cov, ppo_clip
 from agentrl.algos.registry import (
@@ -57,6 +58,7 @@ __all__ = [
     "hyperparameters",
     "kl_cov",
     "kl_penalty",
+    "overlong_penalty",
     "ppo_clip",
     "register_advantage",
     "register_loss",

@@ -72,6 +72,27 @@ def episode_grpo(
     return centred / (std + eps)  # [N]
 
 
+def overlong_penalty(
+    lengths: Tensor, *, max_length: int, buffer: int, penalty: float = 1.0
+) -> Tensor:
+    """DAPO's soft overlong punishment, added to the reward of each response [N].
+
+    0 for a length up to max_length − buffer, then falling linearly to −penalty at
+    max_length (−penalty·(|y| − (max_length − buffer))/buffer), −penalty beyond it.
+    buffer = 0 punishes only lengths over max_length.
+    """
+    if max_length < 1 or not 0 <= buffer <= max_length:
+        raise InvalidArgument(
+            f"overlong_penalty: need max_length >= 1 and 0 <= buffer <= max_length, "
+            f"got max_length={max_length}, buffer={buffer}"
+        )
+    lengths = _float(lengths)  # [N]
+    start = max_length - buffer
+    ramp = (lengths - start).clamp_min(0) / max(buffer, 1)  # [N]
+    shaped = torch.where(lengths > max_length, torch.ones_like(ramp), ramp.clamp_max(1.0))
+    return -penalty * shaped  # [N]
+
+
 @register_advantage("grpo")
 def grpo(batch: AdvantageInput, *, eps: float = 1e-6, normalize_std: bool = True) -> Tensor:
     """GRPO: group-normalised episode return, the same for every turn of the episode.

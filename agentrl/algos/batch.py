@@ -61,6 +61,18 @@ def advantage_input(episodes: Sequence[Episode]) -> AdvantageInput:
     )
 
 
+def longest_turns(episodes: Sequence[Episode]) -> torch.Tensor:
+    """Tokens the model generated in each episode's longest turn [N]."""
+    longest = []
+    for episode in episodes:
+        counts: dict[int, int] = {}
+        for mask, turn in zip(episode.loss_mask, episode.turn_index, strict=True):
+            if mask:
+                counts[turn] = counts.get(turn, 0) + 1
+        longest.append(max(counts.values(), default=0))
+    return torch.tensor(longest, dtype=torch.float32)
+
+
 def token_advantages(
     episodes: Sequence[Episode], inputs: AdvantageInput, turn_advantages: torch.Tensor
 ) -> list[list[float]]:

@@ -134,6 +134,53 @@ def _covariance(logprobs: Tensor, advantages: Tensor, mask: Tensor) -> tuple[Ten
     return cov, valid
 
 
+def clip_cov_select(
+    logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    clip_ratio: float = 2e-4,
+    cov_low: float = 1.0,
+    cov_high: float = 5.0,
+    eligible: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Clip-Cov's pick [B, T] bool: max(1, ⌊clip_ratio·N_valid⌋) tokens drawn uniformly
+    (with `generator`) among the valid, `eligible` tokens whose cov is in (cov_low, cov_high).
+
+    The trainer calls it once over the whole batch (rows of all micro-batches) so that
+    the means and the count are the batch's, then passes the pick to `clip_cov`.
+    """
+    cov, valid = _covariance(logprobs, advantages, mask)
+    candidates = valid & (cov > cov_low) & (cov < cov_high)  # [B, T]
+    if eligible is not None:
+        candidates &= eligible
+    positions = torch.nonzero(candidates)  # [C, 2]
+    n_pick = max(1, math.floor(clip_ratio * int(valid.sum())))
+    chosen = torch.zeros_like(candidates)  # [B, T]
+    if len(positions) > 0:
+        # randperm on the CPU: a CPU generator then seeds the draw whatever the device.
+        order = torch.randperm(len(positions), generator=generator)[:n_pick]  # [n]
+        picked = positions[order.to(positions.device)]  # [n, 2]
+        chosen[picked[:, 0], picked[:, 1]] = True
+    return chosen
+
+
+def kl_cov_select(
+    logprobs: Tensor, advantages: Tensor, mask: Tensor, *, kl_ratio: float = 2e-3
+) -> Tensor:
+    """KL-Cov's pick [B, T] bool: the top max(1, ⌊kl_ratio·N_valid⌋) valid tokens by cov
+    (none when there is no valid token). Called over the whole batch like `clip_cov_select`."""
+    cov, valid = _covariance(logprobs, advantages, mask)
+    n_valid = int(valid.sum())
+    flat_chosen = torch.zeros(valid.numel(), dtype=torch.bool, device=valid.device)  # [B*T]
+    if n_valid > 0:
+        n_pick = max(1, math.floor(kl_ratio * n_valid))
+        scores = cov.masked_fill(~valid, float("-inf")).reshape(-1)  # [B*T]
+        flat_chosen[torch.topk(scores, n_pick).indices] = True
+    return flat_chosen.view(valid.shape)  # [B, T]
+
+
 @register_loss("clip_cov")
 def clip_cov(
     logprobs: Tensor,
@@ -149,12 +196,15 @@ def clip_cov(
     cov_low: float = 1.0,
     cov_high: float = 5.0,
     generator: torch.Generator | None = None,
+    selected: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clip-Cov: PPO-clip, with a few high-covariance tokens' gradients detached.
 
     Among valid tokens the clip leaves alone whose cov lies in (cov_low, cov_high),
     max(1, ⌊clip_ratio·N_valid⌋) are drawn uniformly (with `generator`); their loss
-    keeps its value but passes no gradient. No candidate, nothing detached.
+    keeps its value but passes no gradient. No candidate, nothing detached. `selected`
+    [B, T] is a pick made beforehand over a larger batch (`clip_cov_select`); clipped
+    tokens are then spared from it.
     """
     _check_clip(clip_eps_low, clip_eps_high, dual_clip_c)
     ratio = _ratio(logprobs, old_logprobs)  # [B, T]
@@ -165,16 +215,19 @@ def clip_cov(
     clipped = (-advantages * ratio.clamp(1 - clip_eps_low, 1 + clip_eps_high)) > (
         -advantages * ratio
     )  # [B, T]
-    cov, valid = _covariance(logprobs, advantages, mask)
-    candidates = valid & ~clipped & (cov > cov_low) & (cov < cov_high)  # [B, T]
-    positions = torch.nonzero(candidates)  # [C, 2]
-    n_pick = max(1, math.floor(clip_ratio * int(valid.sum())))
-    chosen = torch.zeros_like(candidates)  # [B, T]
-    if len(positions) > 0:
-        # randperm on the CPU: a CPU generator then seeds the draw whatever the device.
-        order = torch.randperm(len(positions), generator=generator)[:n_pick]  # [n]
-        picked = positions[order.to(positions.device)]  # [n, 2]
-        chosen[picked[:, 0], picked[:, 1]] = True
+    if selected is None:
+        chosen = clip_cov_select(
+            logprobs,
+            advantages,
+            mask,
+            clip_ratio=clip_ratio,
+            cov_low=cov_low,
+            cov_high=cov_high,
+            eligible=~clipped,
+            generator=generator,
+        )
+    else:
+        chosen = selected.bool() & ~clipped & (mask > 0)  # [B, T]
     loss = torch.where(chosen, loss.detach(), loss)  # [B, T]
     metrics["clip_cov_frac"] = _masked_mean(chosen, mask)
     return aggregate(loss, mask, agg), metrics
@@ -190,22 +243,20 @@ def kl_cov(
     agg: str = "token-mean",
     kl_ratio: float = 2e-3,
     coef: float = 1.0,
+    selected: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """KL-Cov: no clip; ℓ = −A·δ, plus coef·|log π − log π_old| on the top-cov tokens.
 
     The top max(1, ⌊kl_ratio·N_valid⌋) valid tokens by cov get the penalty (none when
-    there is no valid token).
+    there is no valid token); `selected` [B, T] is a pick made beforehand over a larger
+    batch (`kl_cov_select`).
     """
     ratio = _ratio(logprobs, old_logprobs)  # [B, T]
     loss = -advantages * ratio  # [B, T]
-    cov, valid = _covariance(logprobs, advantages, mask)
-    n_valid = int(valid.sum())
-    flat_chosen = torch.zeros(valid.numel(), dtype=torch.bool, device=valid.device)  # [B*T]
-    if n_valid > 0:
-        n_pick = max(1, math.floor(kl_ratio * n_valid))
-        scores = cov.masked_fill(~valid, float("-inf")).reshape(-1)  # [B*T]
-        flat_chosen[torch.topk(scores, n_pick).indices] = True
-    chosen = flat_chosen.view(valid.shape)  # [B, T]
+    if selected is None:
+        chosen = kl_cov_select(logprobs, advantages, mask, kl_ratio=kl_ratio)
+    else:
+        chosen = selected.bool() & (mask > 0)  # [B, T]
     penalty = coef * (logprobs - old_logprobs).abs()  # [B, T]
     loss = torch.where(chosen, loss + penalty, loss)  # [B, T]
     metrics = {
@@ -213,6 +264,12 @@ def kl_cov(
         "ratio_mean": _masked_mean(ratio, mask),
     }
     return aggregate(loss, mask, agg), metrics
+
+
+#: Losses whose token pick needs whole-batch statistics: the trainer calls the selector
+#: once over every row of the update (with the rollout's logprobs, which equal the
+#: current policy's on an on-policy first pass) and passes the pick as `selected`.
+WHOLE_BATCH_SELECTORS = {"clip_cov": clip_cov_select, "kl_cov": kl_cov_select}
 
 
 def entropy_aware_advantage(

@@ -37,7 +37,7 @@ REGULARIZERS: dict[str, Callable[..., Any]] = {}
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 
 # Keyword arguments the trainer supplies at call time: data, not configuration.
-RUNTIME_ARGUMENTS = frozenset({"ref_logprobs", "generator"})
+RUNTIME_ARGUMENTS = frozenset({"ref_logprobs", "generator", "selected"})
 
 
 def _register(table: dict[str, Callable[..., Any]], kind: str, name: str) -> Callable[[F], F]:

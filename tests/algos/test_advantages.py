@@ -184,3 +184,17 @@ def test_input_shapes_are_checked():
             turn_reward=torch.zeros(2),
             turn_state=torch.zeros(2, dtype=torch.long),
         )
+
+
+def test_overlong_penalty_is_dapos_soft_punishment():
+    from agentrl.algos import overlong_penalty
+
+    # max 100, buffer 20: free up to 80; 90 is halfway down the ramp (-(90-80)/20 = -0.5);
+    # 100 reaches -1; anything beyond is -1; with penalty 0.5 everything halves.
+    lengths = torch.tensor([10.0, 80.0, 90.0, 100.0, 130.0])
+    got = overlong_penalty(lengths, max_length=100, buffer=20)
+    assert got.tolist() == pytest.approx([0.0, 0.0, -0.5, -1.0, -1.0])
+    half = overlong_penalty(lengths, max_length=100, buffer=20, penalty=0.5)
+    assert half.tolist() == pytest.approx([0.0, 0.0, -0.25, -0.5, -0.5])
+    with pytest.raises(InvalidArgument, match="buffer"):
+        overlong_penalty(lengths, max_length=10, buffer=20)
