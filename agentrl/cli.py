@@ -189,6 +189,13 @@ def rollout(
         str | None, typer.Option(help="A YAML config or bundled recipe name.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: the config's).")] = None,
+    branching: Annotated[
+        str | None,
+        typer.Option(
+            help="none, arpo or aepo: grow each task's samples as an entropy-branching tree "
+            "(default: the config's)."
+        ),
+    ] = None,
     overrides: Annotated[
         list[str] | None, typer.Argument(help="section.field=value overrides.")
     ] = None,
@@ -199,16 +206,12 @@ def rollout(
         "rollout.samples_per_task": samples_per_task,
         "model.name": model,
         "train.seed": seed,
+        "rollout.branching": branching,
     }
     if samples_per_task is None and config is None:
-        flags["rollout.samples_per_task"] = 1
+        flags["rollout.samples_per_task"] = 4 if branching not in (None, "none") else 1
     try:
         resolved = _resolve(config, flags, overrides, split)
-        if resolved.rollout.branching != "none":
-            raise InvalidArgument(
-                f"rollout.branching={resolved.rollout.branching!r} is not available in this "
-                "version of agentrl yet; use rollout.branching=none"
-            )
         group = resolved.rollout.samples_per_task
         if episodes < 1 or episodes % group:
             raise InvalidArgument(
@@ -246,6 +249,12 @@ def rollout(
         finally:
             manager.close()
     summary = summarize(collected, wall)
+    if resolved.rollout.branching != "none":
+        from agentrl.rollout.branching import tree_metrics
+
+        summary.update(
+            {k: v for k, v in tree_metrics(collected).items() if not k.startswith("branch_rate/")}
+        )
     table = Table(title=f"{len(collected)} episodes -> {out}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -266,7 +275,8 @@ def train(
     algo: Annotated[
         str | None,
         typer.Option(
-            help="Preset: grpo, dapo, epo, empg, gigpo, aepo (sets only the fields it names)."
+            help="Preset: grpo, dapo, arpo, aepo, epo, empg, gigpo (sets only the fields it "
+            "names; arpo and aepo use branching rollout)."
         ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
@@ -294,14 +304,7 @@ def train(
 
     try:
         if algo is not None and algo not in PRESETS:
-            raise InvalidArgument(
-                f"--algo must be one of {', '.join(PRESETS)}; got {algo!r}"
-                + (
-                    " (branching presets arrive with branching rollout)"
-                    if algo in ("arpo",)
-                    else ""
-                )
-            )
+            raise InvalidArgument(f"--algo must be one of {', '.join(PRESETS)}; got {algo!r}")
         if config is None and env is not None:  # `--env webshop` runs its bundled recipe
             recipe = f"{re.sub(r'[^a-z0-9]', '', env.lower())}_{algo or 'grpo'}"
             if recipe in bundled_configs():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentrl.errors import ConfigError, EnvNotFound
 
@@ -111,9 +111,38 @@ class RolloutConfig(Section):
     top_k: int = Field(default=0, ge=0)
     """Sample from the k most likely tokens; 0 disables."""
     branching: Literal["none", "arpo", "aepo"] = "none"
-    """Entropy-based branching at tool-call steps ('arpo', 'aepo'), or 'none' (independent)."""
+    """Entropy-based branching after env observations ('arpo', 'aepo'; see ALGORITHMS.md),
+    or 'none' (independent samples)."""
+    initial_samples: int = Field(default=0, ge=0)
+    """Branching: N, the samples that start from the prompt; 0 means half of
+    samples_per_task (ARPO: 8 of 16). The rest come from branches or top-ups."""
+    branch_probe_tokens: int = Field(default=20, ge=1)
+    """Branching: k, the first tokens of a turn whose mean entropy decides."""
+    branch_alpha: float = 0.5
+    """Branching: alpha in P = clip(alpha + beta·ΔH, 0, 1)."""
+    branch_beta: float = 0.35
+    """Branching: beta in P = clip(alpha + beta·ΔH, 0, 1)."""
+    branch_threshold: float | None = None
+    """Branching: deterministic variant, branch iff alpha + beta·ΔH > threshold; None draws."""
+    branch_copies: int = Field(default=1, ge=1)
+    """Branching: new paths per branch decision (ARPO's beam size minus one)."""
+    branch_penalty: float = Field(default=0.05, ge=0)
+    """AEPO: P is scaled by max(0, 1 − penalty·c), c the path's consecutive branches."""
+    premonitor: bool = False
+    """AEPO: entropy pre-monitoring sets N from one probe episode (off, as in AEPO's scripts)."""
     workers: int = Field(default=4, ge=1)
     """Env worker threads stepping environments."""
+
+    @model_validator(mode="after")
+    def _branching_fits(self) -> RolloutConfig:
+        if self.initial_samples > self.samples_per_task:
+            raise ValueError(
+                f"initial_samples ({self.initial_samples}) cannot exceed samples_per_task "
+                f"({self.samples_per_task}), the paths per task"
+            )
+        if self.premonitor and self.branching != "aepo":
+            raise ValueError("premonitor is AEPO's option; set rollout.branching=aepo")
+        return self
 
 
 class AlgorithmConfig(Section):
@@ -147,6 +176,10 @@ class AlgorithmConfig(Section):
     """Lower PPO clip range epsilon_low."""
     clip_eps_high: float = Field(default=0.2, ge=0)
     """Upper PPO clip range epsilon_high (DAPO uses 0.28)."""
+    attribution: Literal["soft", "hard"] = "soft"
+    """ARPO advantage attribution over a branching tree: 'soft' trains every leaf's whole
+    sequence with its own advantage; 'hard' trains a prefix shared by several leaves once,
+    with their mean advantage. Same thing without branching."""
     kl_coef: float = Field(default=0.0, ge=0)
     """KL-to-reference coefficient; 0 loads no reference model."""
     loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"

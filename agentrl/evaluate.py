@@ -34,7 +34,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate `config.model.name` (or the given model) on `tasks` tasks of `split`."""
     config = config.model_copy(deep=True)
-    config.rollout.samples_per_task = 1  # one episode per held-out task
+    config.rollout.branching = "none"  # one independent episode per held-out task
+    config.rollout.initial_samples = 0
+    config.rollout.samples_per_task = 1
     if model is None:
         model, tokenizer = load_model(config.model.name, config.model.dtype, config.engine.device)
     out = Path(out_dir)

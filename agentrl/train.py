@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 import warnings
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentrl.algos.advantages import overlong_penalty
+from agentrl.algos.advantages import arpo_attribution, overlong_penalty
 from agentrl.algos.batch import (
     TokenBatch,
     advantage_input,
@@ -54,6 +55,7 @@ from agentrl.errors import ConfigError
 from agentrl.evaluate import evaluate
 from agentrl.models import load_model
 from agentrl.monitor import MetricsLogger, truncate_metrics
+from agentrl.rollout.branching import tree_metrics
 from agentrl.rollout.manager import RolloutManager, summarize
 from agentrl.rollout.run import make_manager
 from agentrl.rollout.trajectory import Episode, EpisodeWriter
@@ -62,8 +64,9 @@ PEFT_DEPRECATION = "`is_gradient_checkpointing` is deprecated"
 
 #: `agentrl train --algo NAME`: the config overrides each preset stands for. DAPO is
 #: its clip range, token-mean loss, dynamic sampling and soft overlong punishment (on
-#: each episode's longest turn, against rollout.max_new_tokens). AEPO here is its loss
-#: and advantage; its branching rollout (and ARPO's) arrives with branching rollout.
+#: each episode's longest turn, against rollout.max_new_tokens). ARPO is its branching
+#: rollout with soft attribution; AEPO is its branching rollout (consecutive-branch
+#: penalty), EBPO loss and entropy-aware advantage.
 PRESETS: dict[str, list[str]] = {
     "grpo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip"],
     "dapo": [
@@ -77,7 +80,14 @@ PRESETS: dict[str, list[str]] = {
     "epo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip", "algorithm.regularizers=[epo]"],
     "empg": ["algorithm.advantage=empg", "algorithm.loss=ppo_clip"],
     "gigpo": ["algorithm.advantage=gigpo", "algorithm.loss=ppo_clip"],
+    "arpo": [
+        "rollout.branching=arpo",
+        "algorithm.advantage=grpo",
+        "algorithm.loss=ppo_clip",
+        "algorithm.attribution=soft",
+    ],
     "aepo": [
+        "rollout.branching=aepo",
         "algorithm.advantage=grpo",
         "algorithm.loss=aepo",
         "algorithm.clip_eps_high=0.28",
@@ -209,11 +219,6 @@ def train(
 def _check(config: Config) -> None:
     """Knobs this version cannot honour are errors, not silent no-ops."""
     problems = []
-    if config.rollout.branching != "none":
-        problems.append(
-            f"rollout.branching: {config.rollout.branching!r} is not available in this version "
-            "of agentrl yet; use rollout.branching=none"
-        )
     if config.engine.backend != "hf":
         problems.append("engine.backend: training runs the in-process 'hf' engine only for now")
     if config.train.eval_every > 0:
@@ -403,6 +408,8 @@ def _collect(
     summary = summarize(collected, wall)
     metrics = {f"rollout/{k}": v for k, v in summary.items()}
     metrics["rollout/groups_kept"] = float(len({e.task_index for e in kept}))
+    if config.rollout.branching != "none":  # branch rate, top-3 share, prefill per leaf...
+        metrics.update({f"rollout/{k}": v for k, v in tree_metrics(collected).items()})
     lengths = [e.num_generated for e in collected]
     metrics["rollout/response_tokens"] = float(np.mean(lengths)) if lengths else 0.0
     return kept, metrics
@@ -436,6 +443,8 @@ def update(
             shaping = float(penalty.mean())
         turn_adv = get_advantage(algo.advantage)(inputs, **algo.advantage_kwargs)  # [K]
         token_adv = token_advantages(episodes, inputs, turn_adv)
+        if algo.attribution == "hard":  # a shared prefix is trained once, in its owner
+            episodes, token_adv = _hard_attribution(episodes, inputs, turn_adv, token_adv)
     loss_fn = get_loss(algo.loss)
     loss_kwargs = {
         "clip_eps_low": algo.clip_eps_low,
@@ -583,6 +592,45 @@ def update(
     out["perf/fwd_bwd_share"] = fwd_bwd_s / max(update_s, 1e-9)
     out["perf/train_tokens_per_s"] = total_tokens * config.train.ppo_epochs / max(update_s, 1e-9)
     return out
+
+
+def _hard_attribution(
+    episodes: list[Episode],
+    inputs: Any,
+    turn_adv: torch.Tensor,
+    token_adv: list[list[float]],
+) -> tuple[list[Episode], list[list[float]]]:
+    """ARPO hard attribution per task tree: each leaf's advantage (the mean of its turns'
+    advantages, A_i for episode-level estimators) is averaged over the leaves sharing a
+    prefix; the copies of a shared token in other leaves get loss mask 0."""
+    leaf_adv = torch.zeros(len(episodes)).index_add_(0, inputs.turn_episode, turn_adv.float())
+    turns = torch.zeros(len(episodes)).index_add_(
+        0, inputs.turn_episode, torch.ones(len(inputs.turn_episode))
+    )
+    leaf_adv = leaf_adv / turns.clamp_min(1)  # [N]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, episode in enumerate(episodes):
+        groups.setdefault((episode.split, episode.task_id), []).append(i)
+    episodes, token_adv = list(episodes), list(token_adv)
+    for members in groups.values():
+        if all(episodes[i].parent is None for i in members):
+            continue  # no tree: hard and soft are the same
+        members.sort(key=lambda i: episodes[i].sample_index)  # parents before branches
+        position = {episodes[i].episode_id: k for k, i in enumerate(members)}
+        leaves = [episodes[i] for i in members]
+        values, weights = arpo_attribution(
+            [len(e.token_ids) for e in leaves],
+            [position.get(e.parent, -1) if e.parent else -1 for e in leaves],
+            [e.branch_token_index or 0 if e.parent in position else 0 for e in leaves],
+            leaf_adv[members],
+            mode="hard",
+        )
+        for i, episode, value, weight in zip(members, leaves, values, weights, strict=True):
+            owned = weight.tolist()  # 1 where this leaf trains the token, 0 on copies
+            mask = [int(m and w > 0) for m, w in zip(episode.loss_mask, owned, strict=True)]
+            token_adv[i] = [v if m else 0.0 for v, m in zip(value.tolist(), mask, strict=True)]
+            episodes[i] = dataclasses.replace(episode, loss_mask=mask)
+    return episodes, token_adv
 
 
 def _whole_batch_selection(

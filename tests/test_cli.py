@@ -294,3 +294,30 @@ def test_train_evaluates_before_and_after(tmp_path):
     assert "held-out test split, 2 tasks" in result.output
     for folder in ("eval-before", "eval-after"):
         assert json.loads((tmp_path / folder / "eval.json").read_text())["episodes"] == 2
+
+
+def test_rollout_with_branching_writes_trees(tmp_path):
+    # The tiny model's entropy barely moves (P ≈ α = 0.5), so threshold −1 makes every
+    # decision branch: 2 roots per task, the other 2 leaves are branches.
+    from agentrl.rollout import read_episodes
+
+    out = tmp_path / "tree.jsonl"
+    args = ["rollout", "--env", "webshop", "--branching", "arpo", "--episodes", "8"]
+    args += ["--samples-per-task", "4", "--model", "tiny", "--out", str(out)]
+    args += ["rollout.max_new_tokens=8", "env.max_turns=3", "rollout.branch_threshold=-1"]
+    result = runner.invoke(app, args, env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "branches_per_task" in result.output
+    episodes = read_episodes(out)
+    by_id = {e.episode_id: e for e in episodes}
+    branches = [e for e in episodes if e.parent is not None]
+    assert len(episodes) == 8 and len(branches) == 4
+    for leaf in branches:
+        parent, cut = by_id[leaf.parent], leaf.branch_token_index
+        assert leaf.token_ids[:cut] == parent.token_ids[:cut]  # the shared prefix, exactly
+        assert leaf.token_ids[cut:] != parent.token_ids[cut:]  # resampled from there
+        assert leaf.turn_index[cut] == leaf.branch_turn and leaf.loss_mask[cut] == 1
+        # the hf engine served the shared prefix from its cache: only the last prompt
+        # token of the branch's first request (and later observations) were prefilled
+        first_obs = cut - parent.prompt_length
+        assert leaf.prefill_tokens < first_obs

@@ -11,6 +11,7 @@ import agentrl
 from agentrl.checkpoint import latest_checkpoint
 from agentrl.core import Outcome, TextEnv
 from agentrl.monitor import read_metrics
+from agentrl.rollout.trajectory import Episode
 from agentrl.train import PRESETS, train
 
 SMALL = [
@@ -53,10 +54,15 @@ def title_env(registry_sandbox):
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_trains_end_to_end(preset, tmp_path):
+    branching = preset in ("arpo", "aepo")  # trees of 4 leaves, 2 roots; eval samples plainly
+    extra = ["rollout.samples_per_task=4", "train.eval_tasks=1"] if branching else []
     config = agentrl.load_config(
-        None, [*PRESETS[preset], *SMALL, "env.name=guess", "train.steps=2"]
+        None, [*PRESETS[preset], *SMALL, "env.name=guess", "train.steps=2", *extra]
     )
     result = train(config, tmp_path)
+    if branching:
+        assert result.eval_after["episodes"] == 1
+        assert {"rollout/branch_rate", "rollout/top3_branch_share"} <= set(result.metrics[0])
     assert result.steps == 2 and len(result.metrics) == 2
     for metrics in result.metrics:
         if preset == "dapo":  # the tiny model never wins at Guess: every group is dropped
@@ -187,9 +193,6 @@ def test_a_crash_mid_save_leaves_no_complete_checkpoint(tmp_path, monkeypatch):
 def test_unavailable_knobs_are_refused(tmp_path):
     config = agentrl.load_config(None, [*SMALL, "env.name=guess", "train.eval_every=2"])
     with pytest.raises(agentrl.errors.ConfigError, match="train.eval_every"):
-        train(config, tmp_path)
-    config = agentrl.load_config(None, [*SMALL, "env.name=guess", "rollout.branching=arpo"])
-    with pytest.raises(agentrl.errors.ConfigError, match="rollout.branching"):
         train(config, tmp_path)
     config = agentrl.load_config(None, [*SMALL, "env.name=guess", "algorithm.loss=ppo"])
     with pytest.raises(agentrl.errors.ConfigError, match="ppo"):
@@ -352,3 +355,67 @@ def test_overlong_punishment_separates_long_turns_from_short_ones():
     assert plain["train/overlong_penalty"] == 0.0
     assert shaped["train/advantage_abs_mean"] > 0.3
     assert -1.0 < shaped["train/overlong_penalty"] < 0.0
+
+
+def tree_episodes() -> list[Episode]:
+    """A parent (reward 1) and its branch (reward 0) sharing prompt, turn 1 and the
+    observation: 12 tokens, 4 of them sampled; each then samples its own turn 2."""
+
+    def leaf(name, reward, turn2, parent=None):
+        episode = Episode(
+            episode_id=f"t/{name}",
+            env_id="x",
+            task_id="t",
+            split="train",
+            seed=0,
+            task_index=0,
+            sample_index=0 if parent is None else 1,
+            reward=reward,
+            num_turns=2,
+        )
+        episode.append([1, 2, 3, 4, 5], 0, 0)
+        episode.append([6, 7, 8, 9], 1, 1, [-1.0] * 4, [1.0] * 4)
+        episode.append([10, 11, 12], 0, 1)
+        episode.append(turn2, 1, 2, [-1.0] * 4, [1.0] * 4)
+        if parent is not None:
+            episode.parent, episode.branch_turn, episode.branch_token_index = parent, 2, 12
+        return episode
+
+    return [leaf("s0", 1.0, [20, 21, 22, 23]), leaf("s0.t2c0", 0.0, [30, 31, 32, 33], "t/s0")]
+
+
+def test_hard_attribution_trains_a_shared_prefix_once():
+    from agentrl.algos.batch import advantage_input, token_advantages
+    from agentrl.train import _hard_attribution
+
+    episodes = tree_episodes()
+    inputs = advantage_input(episodes)
+    turn_adv = agentrl.algos.get_advantage("grpo")(inputs)  # leaves: +1 and -1
+    soft = token_advantages(episodes, inputs, turn_adv)
+    # soft: the copy trains with its own advantage
+    assert soft[1][5:9] == pytest.approx([-1.0] * 4, abs=1e-5)
+    hard_episodes, hard = _hard_attribution(episodes, inputs, turn_adv, soft)
+    parent, branch = hard_episodes
+    # the shared turn 1 is trained once, in the parent, with the mean advantage 0
+    assert hard[0][5:9] == pytest.approx([0.0] * 4, abs=1e-5) and parent.loss_mask[5:9] == [1] * 4
+    assert branch.loss_mask[5:9] == [0] * 4 and hard[1][5:9] == [0.0] * 4
+    # each leaf's own turn 2 keeps its own advantage
+    assert hard[0][12:] == pytest.approx([1.0] * 4, abs=1e-5)
+    assert hard[1][12:] == pytest.approx([-1.0] * 4, abs=1e-5)
+    assert episodes[1].loss_mask[5:9] == [1] * 4  # the inputs are not modified
+
+
+def test_update_counts_a_shared_prefix_once_under_hard_attribution():
+    from agentrl.models import load_tokenizer, tiny_model
+    from agentrl.train import _trainable, update
+
+    def tokens(attribution):
+        config = agentrl.load_config(
+            None, ["model.lora=false", f"algorithm.attribution={attribution}"]
+        )
+        model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        metrics = update(config, model, optimizer, tree_episodes(), {"regularizers": {}}, 1)
+        return metrics["train/tokens"]
+
+    assert tokens("soft") == 16 and tokens("hard") == 12

@@ -2,10 +2,12 @@
 
     engine = ScriptedEngine(tokenizer, ["guess[50]", "guess[75]"])   # texts, in call order
     engine = ScriptedEngine(tokenizer, lambda prompt_ids, index: "guess[50]")
+    engine = ScriptedEngine(tokenizer, texts, entropy=lambda prompt_ids, index: 2.0)
 
 Each scripted text is tokenised and ended with the end-of-turn token (or cut after a
 stop string, like the real engines); logprobs and entropies are fixed values so
-layers above can be tested without a model.
+layers above can be tested without a model; `entropy` may be a function of the prompt
+and the call index (branching decisions read it).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class ScriptedEngine:
         tokenizer,
         script: Script,
         logprob: float = -0.5,
-        entropy: float = 1.0,
+        entropy: float | Callable[[Sequence[int], int], float] = 1.0,
         delay_s: float = 0.0,
     ) -> None:
         self.tokenizer = tokenizer
@@ -55,7 +57,13 @@ class ScriptedEngine:
             self.requests.append(request)
             completions = []
             for _ in range(request.params.n):
+                index = self.calls
                 text, finish = self._text(request.prompt_ids), "stop"
+                entropy = (
+                    self.entropy(request.prompt_ids, index)
+                    if callable(self.entropy)
+                    else self.entropy
+                )
                 cut = [text.index(s) + len(s) for s in request.params.stop if s in text]
                 ids = self.tokenizer(
                     text[: min(cut)] if cut else text, add_special_tokens=False
@@ -70,7 +78,7 @@ class ScriptedEngine:
                     Completion(
                         token_ids=ids,
                         logprobs=[self.logprob] * len(ids),
-                        entropies=[self.entropy] * len(ids),
+                        entropies=[float(entropy)] * len(ids),
                         finish_reason=finish,
                         prompt_tokens=len(request.prompt_ids),
                         prefill_tokens=len(request.prompt_ids),

@@ -11,23 +11,45 @@ engine batches concurrent requests). Limits per episode: the env's `max_turns`,
 An exception from the env, the parser or the engine ends that episode with `error`
 set; the others go on. Given the same engine outputs, results do not depend on
 scheduling: every sampling seed derives from (seed, task, sample, turn).
+
+With `branching` (ARPO / AEPO, `agentrl/rollout/branching.py`) a task's samples form a
+tree: N paths start from the prompt, and after each observation a path whose next turn
+is uncertain forks: the branch copies the tokens up to and including the observation
+and the env (`fork()`, or a replay of the actions for envs without fork support), and
+resamples that turn concurrently with everything else. Every leaf is an episode with
+`parent`, `branch_turn` and `branch_token_index`. The branch's prompt is a prefix of
+what its parent already computed, so the `hf` engine serves it from its prefix cache
+(an engine with automatic prefix caching, such as vLLM's, does the same). Seeds and
+branch draws derive from each path's place in the tree, not from timing; which paths
+get a task's last branch slots can depend on which decisions come first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import time
 import traceback
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from agentrl.core import TextEnv
+from agentrl.core import TextEnv, replay
 from agentrl.engines.base import Engine, GenerationRequest, SamplingParams
 from agentrl.registration import make, resolve
+from agentrl.rollout.branching import (
+    BranchSettings,
+    PathState,
+    TreeBudget,
+    decide,
+    premonitor_globals,
+    probe_entropy,
+    uniform,
+)
 from agentrl.rollout.chat import ChatFormat
 from agentrl.rollout.trajectory import Episode
 from agentrl.tools.parsers import make_parser
@@ -66,6 +88,8 @@ class RolloutManager:
         seed: base of every env and sampling seed.
         system_prompt: overrides the env's instructions and format hint.
         action_format: overrides the env's `action_format`.
+        branching: grow each task's samples as an ARPO / AEPO tree of
+            `branching.samples` leaves (then `samples_per_task` must equal it).
     """
 
     def __init__(
@@ -87,7 +111,14 @@ class RolloutManager:
         seed: int = 0,
         system_prompt: str | None = None,
         action_format: str | None = None,
+        branching: BranchSettings | None = None,
     ) -> None:
+        if branching is not None and branching.samples != samples_per_task:
+            raise ValueError(
+                f"branching grows {branching.samples} leaves per task but samples_per_task "
+                f"is {samples_per_task}; make them equal"
+            )
+        self.branching = branching
         self.engine = engine
         self.tokenizer = tokenizer
         self.env_id = resolve(env)
@@ -137,6 +168,9 @@ class RolloutManager:
             )
 
         limit = asyncio.Semaphore(self.max_concurrent)  # bound to this run's event loop
+        if self.branching is not None:
+            trees = [self._run_tree(t, limit, on_episode) for t in task_indices]
+            return [leaf for leaves in await asyncio.gather(*trees) for leaf in leaves]
 
         async def one(task_index: int, sample_index: int) -> Episode:
             async with limit:
@@ -148,8 +182,60 @@ class RolloutManager:
         jobs = [one(t, s) for t in task_indices for s in range(self.samples_per_task)]
         return list(await asyncio.gather(*jobs))
 
-    async def run_episode(self, task_index: int, sample_index: int) -> Episode:
-        """One episode of task `task_index`; never raises for env, parser or engine errors."""
+    async def _run_tree(
+        self,
+        task_index: int,
+        limit: asyncio.Semaphore,
+        on_episode: Callable[[Episode], None] | None,
+    ) -> list[Episode]:
+        """One task's tree: N roots, branches while budget is left, then top-ups to M."""
+        assert self.branching is not None
+        settings = self.branching
+        tree = _Tree(task_index, TreeBudget(settings.samples))
+
+        async def path(work: Any) -> None:
+            async with limit:
+                episode = await work
+            tree.leaves.append(episode)
+            if on_episode is not None:
+                on_episode(episode)
+
+        tree.spawn = lambda work: tree.pending.add(asyncio.ensure_future(path(work)))
+        roots = settings.initial
+        if settings.premonitor:  # AEPO: one probe episode sets the number of roots
+            tree.budget.start(1)
+            await path(self.run_episode(task_index, 0, tree=tree, may_branch=False))
+            probe = tree.leaves[0]
+            turns = _turn_probes(probe, settings.probe_tokens)
+            h_root = turns[0] if turns else 0.0
+            h_tool = sum(turns[1:]) / len(turns[1:]) if len(turns) > 1 else h_root
+            roots = premonitor_globals(h_root, h_tool, settings.samples)
+        while True:
+            for _ in range(tree.budget.start(roots - tree.roots)):
+                tree.spawn(self.run_episode(task_index, tree.roots, tree=tree))
+                tree.roots += 1
+            while tree.pending:
+                done, _ = await asyncio.wait(tree.pending, return_when=asyncio.FIRST_COMPLETED)
+                tree.pending -= done
+                for task in done:
+                    task.result()  # paths record their own errors; this surfaces bugs
+            if tree.budget.left == 0:
+                break
+            roots = tree.roots + tree.budget.left  # top up with fresh global samples
+        return sorted(tree.leaves, key=lambda e: e.sample_index)
+
+    async def run_episode(
+        self,
+        task_index: int,
+        sample_index: int,
+        *,
+        tree: _Tree | None = None,
+        may_branch: bool = True,
+    ) -> Episode:
+        """One episode of task `task_index`; never raises for env, parser or engine errors.
+
+        Within a branching `tree`, `sample_index` numbers the roots and the episode may
+        fork branches (unless `may_branch` is False)."""
         env_seed = _derive_seed(self.seed, task_index)
         episode = Episode(
             episode_id=f"{self.split}-{task_index}/s{sample_index}",
@@ -174,10 +260,14 @@ class RolloutManager:
             prompt = self.chat.prompt(observation)
             episode.append(prompt, 0, 0)
             episode.prompt_length = len(prompt)
-            await self._turns(env, episode, task_index, sample_index)
+            if tree is not None:
+                episode.sample_index = tree.next_index()
+                branch = _Path(f"s{sample_index}", sample_index, PathState(), may_branch)
+                await self._turns(env, episode, task_index, branch.stream, 1, tree, branch)
+            else:
+                await self._turns(env, episode, task_index, sample_index)
         except Exception as exc:  # recorded on this episode; the batch goes on
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            episode.error = f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})"
+            _record(episode, exc)
         finally:
             if env is not None:
                 try:
@@ -188,8 +278,96 @@ class RolloutManager:
                     )
         return episode
 
-    async def _turns(self, env: TextEnv, episode: Episode, task_index: int, sample: int) -> None:
-        for turn in range(1, self.max_turns + 1):
+    async def _run_branch(
+        self,
+        task_index: int,
+        env: TextEnv | None,
+        episode: Episode,
+        tree: _Tree,
+        branch: _Path,
+        failure: Exception | None,
+    ) -> Episode:
+        """A branch from its branch turn on (its tokens and env are already copied)."""
+        try:
+            if failure is not None:
+                raise failure
+            assert env is not None and episode.branch_turn is not None
+            await self._turns(
+                env, episode, task_index, branch.stream, episode.branch_turn, tree, branch
+            )
+        except Exception as exc:
+            _record(episode, exc)
+        finally:
+            if env is not None:
+                with contextlib.suppress(Exception):
+                    await self._in_pool(env.close)
+        return episode
+
+    def _fork(self, env: TextEnv) -> TextEnv:
+        return env.fork() if env.supports_fork else replay(env, self._make_env())
+
+    async def _maybe_branch(
+        self,
+        env: TextEnv,
+        episode: Episode,
+        task_index: int,
+        turn: int,
+        entropies: list[float],
+        tree: _Tree,
+        branch: _Path,
+    ) -> None:
+        """The decision after an observation: fork `copies` branches of this path at
+        `turn` (before its generated tokens are appended) or go on alone."""
+        assert self.branching is not None
+        settings = self.branching
+        h_turn = probe_entropy(entropies, settings.probe_tokens)
+        state = branch.state
+        if state.h_init is None:  # the first turn: H_init, nothing to decide
+            state.h_init = episode.initial_entropy = h_turn
+            return
+        if turn == episode.branch_turn or not branch.may_branch or tree.budget.left == 0:
+            return  # a branch's own first turn is the resample; no budget, no decision
+        u = None
+        if settings.threshold is None:  # one draw per (task, path, turn), not per timing
+            u = uniform(self.seed, task_index, branch.key, turn)
+        probability, fork = decide(h_turn, state.h_init, settings, state.consecutive, u)
+        episode.branch_checks.append(turn)
+        episode.branch_probs.append(probability)
+        granted = tree.budget.start(settings.copies) if fork else 0
+        if not granted:
+            state.consecutive = 0
+            return
+        state.consecutive += 1
+        for copy_index in range(granted):
+            child = copy.deepcopy(episode)
+            key = f"{branch.key}.t{turn}c{copy_index}"
+            child.episode_id = f"{episode.task_id}/{key}"
+            child.sample_index = tree.next_index()
+            child.parent, child.branch_turn = episode.episode_id, turn
+            child.branch_token_index = len(episode.token_ids)
+            child.branch_checks, child.branch_probs = [], []
+            child.decoded_tokens = child.prefill_tokens = 0
+            child.inherited_tool_calls = episode.num_tool_calls
+            child.generate_s = child.env_s = 0.0
+            child_env, failure = None, None
+            try:
+                child_env = await self._in_pool(self._fork, env)
+            except Exception as exc:  # the branch records it; the parent goes on
+                failure = exc
+            path = _Path(key, zlib.crc32(key.encode()), PathState(state.h_init, state.consecutive))
+            tree.spawn(self._run_branch(task_index, child_env, child, tree, path, failure))
+
+    async def _turns(
+        self,
+        env: TextEnv,
+        episode: Episode,
+        task_index: int,
+        stream: int,
+        first_turn: int = 1,
+        tree: _Tree | None = None,
+        branch: _Path | None = None,
+    ) -> None:
+        for turn in range(first_turn, self.max_turns + 1):
             room = self.max_context_tokens - len(episode.token_ids)
             if room <= 0:
                 episode.truncated, episode.truncation = True, "context"
@@ -199,7 +377,7 @@ class RolloutManager:
                 max_new_tokens=min(self.max_new_tokens, room),
                 stop=self.stop_strings,
                 stop_token_ids=self.stop_token_ids,
-                seed=_derive_seed(self.seed, task_index, sample, turn),
+                seed=_derive_seed(self.seed, task_index, stream, turn),
             )
             started = time.perf_counter()
             [[completion]] = await self.engine.generate(
@@ -207,7 +385,12 @@ class RolloutManager:
             )
             episode.generate_s += time.perf_counter() - started
             episode.entropy_exact &= completion.entropy_exact
+            episode.decoded_tokens += len(completion.token_ids)
+            episode.prefill_tokens += completion.prefill_tokens
             generated = completion.token_ids
+            if tree is not None and branch is not None:
+                entropies = completion.entropies
+                await self._maybe_branch(env, episode, task_index, turn, entropies, tree, branch)
             episode.append(generated, 1, turn, completion.logprobs, completion.entropies)
             episode.num_turns = turn
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
@@ -249,6 +432,52 @@ class RolloutManager:
     def close(self) -> None:
         """Stop the env worker threads."""
         self._pool.shutdown(wait=True)
+
+
+@dataclass
+class _Path:
+    """A path of a branching tree: its key in the tree (seeds and draws derive from it),
+    its sampling stream, and its branch-decision state."""
+
+    key: str
+    stream: int
+    state: PathState
+    may_branch: bool = True
+
+
+@dataclass
+class _Tree:
+    """One task's tree while it grows."""
+
+    task_index: int
+    budget: TreeBudget
+    leaves: list[Episode] = field(default_factory=list)
+    pending: set[asyncio.Future] = field(default_factory=set)
+    spawn: Callable[[Any], None] = lambda work: None
+    roots: int = 0
+    created: int = 0
+
+    def next_index(self) -> int:
+        """Creation order: a parent's index is below its branches'."""
+        self.created += 1
+        return self.created - 1
+
+
+def _turn_probes(episode: Episode, k: int) -> list[float]:
+    """Each turn's probe entropy (mean of its first k sampled tokens), turn 1 first."""
+    by_turn: dict[int, list[float]] = {}
+    for mask, turn, entropy in zip(
+        episode.loss_mask, episode.turn_index, episode.entropies, strict=True
+    ):
+        if mask and entropy is not None:
+            by_turn.setdefault(turn, []).append(entropy)
+    return [probe_entropy(by_turn[t], k) for t in sorted(by_turn)]
+
+
+def _record(episode: Episode, exc: BaseException) -> None:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({frame.filename}:{frame.lineno})" if frame else ""
+    episode.error = f"{type(exc).__name__}: {exc}{where}"
 
 
 def _is_json(value: Any) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 from agentrl.config import Config
 from agentrl.engines import Engine
 from agentrl.errors import InvalidArgument
+from agentrl.rollout.branching import BranchSettings
 from agentrl.rollout.manager import RolloutManager
 from agentrl.rollout.trajectory import Episode, EpisodeWriter
 
@@ -29,8 +30,28 @@ def choose_tasks(num_tasks: int, count: int, seed: int) -> list[int]:
     return [int(i) for i in np.random.default_rng(seed).permutation(num_tasks)[:count]]
 
 
+def branch_settings(config: Config) -> BranchSettings | None:
+    """The config's branching rollout (None for independent samples)."""
+    rollout = config.rollout
+    if rollout.branching == "none":
+        return None
+    aepo = rollout.branching == "aepo"
+    return BranchSettings(
+        method=rollout.branching,
+        samples=rollout.samples_per_task,
+        initial=rollout.initial_samples or max(1, rollout.samples_per_task // 2),
+        probe_tokens=rollout.branch_probe_tokens,
+        alpha=rollout.branch_alpha,
+        beta=rollout.branch_beta,
+        threshold=rollout.branch_threshold,
+        copies=rollout.branch_copies,
+        penalty=rollout.branch_penalty if aepo else 0.0,
+        premonitor=rollout.premonitor,
+    )
+
+
 def make_manager(config: Config, engine: Engine, tokenizer: Any, split: str) -> RolloutManager:
-    """A rollout manager with the config's env and sampling settings."""
+    """A rollout manager with the config's env, sampling and branching settings."""
     rollout = config.rollout
     return RolloutManager(
         engine,
@@ -46,6 +67,7 @@ def make_manager(config: Config, engine: Engine, tokenizer: Any, split: str) -> 
         top_k=rollout.top_k,
         workers=rollout.workers,
         seed=config.train.seed,
+        branching=branch_settings(config),
     )
 
 

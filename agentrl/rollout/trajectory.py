@@ -86,6 +86,19 @@ class Episode:
     """Turn at which it branched from its parent."""
     branch_token_index: int | None = None
     """Tokens shared with the parent (the branch point in token_ids)."""
+    initial_entropy: float | None = None
+    """Branching: H_init, the mean entropy of the first turn's first k tokens."""
+    branch_checks: list[int] = field(default_factory=list)
+    """Branching: turns at which this path drew a branch decision."""
+    branch_probs: list[float] = field(default_factory=list)
+    """Branching: the branch probability P_t of each of those decisions."""
+    inherited_tool_calls: int = 0
+    """Branching: tool calls in the prefix copied from the parent (not run again)."""
+    decoded_tokens: int = 0
+    """Tokens this path's own engine requests decoded (a branch excludes its parent's)."""
+    prefill_tokens: int = 0
+    """Prompt tokens the engine computed for this path's requests (not served from its
+    prefix cache)."""
     generate_s: float = 0.0
     """Seconds spent waiting for the engine."""
     env_s: float = 0.0
@@ -138,6 +151,24 @@ class Episode:
         if not 0 <= self.prompt_length <= n:
             raise TrajectoryFormatError(
                 f"{name}: prompt_length {self.prompt_length} is outside [0, {n}]"
+            )
+        if (self.parent is None) != (self.branch_token_index is None) or (self.parent is None) != (
+            self.branch_turn is None
+        ):
+            raise TrajectoryFormatError(
+                f"{name}: parent, branch_turn and branch_token_index are set together or not at all"
+            )
+        if self.branch_token_index is not None and not (
+            self.prompt_length <= self.branch_token_index <= n
+        ):
+            raise TrajectoryFormatError(
+                f"{name}: branch_token_index {self.branch_token_index} is outside "
+                f"[prompt_length, {n}]"
+            )
+        if len(self.branch_checks) != len(self.branch_probs):
+            raise TrajectoryFormatError(
+                f"{name}: {len(self.branch_checks)} branch_checks but "
+                f"{len(self.branch_probs)} branch_probs"
             )
         previous_turn = 0
         for i in range(n):

@@ -134,7 +134,9 @@ class WebShopEnv(TextEnv):
             if match is None:
                 raise _Refused("write search[query] or click[element]")
             name, argument = match.group(1).lower(), " ".join(match.group(2).split())
-            return self._search(argument) if name == "search" else self._click(argument)
+            outcome = self._search(argument) if name == "search" else self._click(argument)
+            outcome.info.setdefault("tool_call", name)  # each valid action calls the shop
+            return outcome
         except _Refused as exc:
             raise InvalidAction(
                 f"Invalid action {action[:80]!r}: {exc}.\nAvailable actions: {self._available()}"

@@ -85,6 +85,27 @@ def test_next_turn_reuses_the_cached_prefix(engine, tiny, tokenizer):
     assert_exact(tiny, extended, second)
 
 
+def test_a_branch_reuses_its_parents_cache(engine, tiny, tokenizer):
+    # A branch resamples a turn whose prompt the parent already computed (and extended
+    # with its own turn): only the prompt's last token is prefilled again.
+    prompt = words(tokenizer, "An observation the agent just read")
+
+    async def go():
+        [[parent]] = await engine.generate(
+            [GenerationRequest(prompt, SamplingParams(max_new_tokens=6, seed=1))]
+        )
+        [[branch]] = await engine.generate(
+            [GenerationRequest(prompt, SamplingParams(max_new_tokens=6, seed=2))]
+        )
+        await engine.close()
+        return parent, branch
+
+    parent, branch = run(go())
+    assert parent.prefill_tokens == len(prompt) and branch.prefill_tokens == 1
+    assert branch.token_ids != parent.token_ids  # its own sample
+    assert_exact(tiny, prompt, branch)
+
+
 def test_requests_arriving_mid_decode_join_the_running_batch(engine, tiny, tokenizer):
     prompts = [words(tokenizer, "word " * n) for n in (3, 40, 7)]
     lengths = [60, 20, 30]
