@@ -131,12 +131,12 @@ def main() -> None:
         "prefill_saved_per_task": "prefill saved / task",
         "reward": "reward",
     }
-    table.add_column("mode")
-    for label in columns.values():
-        table.add_column(label, justify="right")
     names = {"none": "independent", "arpo": "ARPO", "aepo": "AEPO"}
-    for mode, row in rows.items():
-        table.add_row(names[mode], *(f"{row[key]:.2f}" for key in columns))
+    table.add_column("per mode")
+    for mode in rows:
+        table.add_column(names[mode], justify="right")
+    for key, label in columns.items():
+        table.add_row(label, *(f"{rows[mode][key]:.2f}" for mode in rows))
     Console().print(table)
     out = args.out or Path(f"benchmarks/results/branching-{Path(args.model).name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

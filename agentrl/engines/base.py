@@ -8,6 +8,11 @@ distribution (what the trainer recomputes); `top_p` and `top_k` only restrict wh
 token is drawn. `entropies` are the Shannon entropies (nats) of that same
 distribution at each sampled position: exact where the engine sees the full logits
 (`entropy_exact=True`), from the top-k logprobs otherwise.
+
+A request always carries its whole prompt as tokens, and `Completion.prefill_tokens`
+says how many of them the engine computed. An engine reuses what it already computed
+for a shared prefix (the next turn of an episode, a branch of a rollout tree): the `hf`
+engine with its prefix cache, a vLLM server with automatic prefix caching.
 """
 
 from __future__ import annotations
