@@ -205,6 +205,7 @@ class RolloutManager:
         if settings.premonitor:  # AEPO: one probe episode sets the number of roots
             tree.budget.start(1)
             await path(self.run_episode(task_index, 0, tree=tree, may_branch=False))
+            tree.roots = 1
             probe = tree.leaves[0]
             turns = _turn_probes(probe, settings.probe_tokens)
             h_root = turns[0] if turns else 0.0

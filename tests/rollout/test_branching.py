@@ -215,3 +215,49 @@ def test_tree_metrics(tokenizer, count_env):
     assert metrics["top3_branch_share"] == pytest.approx(6 / 7)
     assert metrics["branch_rate/turn4"] == 0.0  # c = 2 at every turn-4 decision
     assert metrics["tool_calls_per_task"] == 0  # CountEnv marks no step as a tool call
+
+
+def test_premonitoring_sets_the_number_of_global_samples(tokenizer, count_env):
+    # First turns are uncertain (H = 3) and tool turns confident (H = 1): the probe episode
+    # gives m = int(8·σ(0.5·(3 − 1))) + 1 = int(5.85) + 1 = 6 roots, so 2 of the 8 leaves
+    # are branches (threshold −1: every decision with budget left forks).
+    engine_entropy = entropy_by_turn(tokenizer, first=3.0, later=1.0)
+    settings = BranchSettings.aepo(samples=8, initial=4, threshold=-1.0, premonitor=True)
+    engine = ScriptedEngine(tokenizer, counter(tokenizer), entropy=engine_entropy)
+    manager = RolloutManager(
+        engine,
+        tokenizer,
+        "test/Count-v0",
+        {"target": 3},
+        samples_per_task=8,
+        branching=settings,
+    )
+    try:
+        episodes = asyncio.run(manager.run([0]))
+    finally:
+        manager.close()
+    roots = [e for e in episodes if e.parent is None]
+    assert len(episodes) == 8 and len(roots) == 6
+    assert keys(episodes)["s0"].branch_checks == []  # the probe episode never branches
+
+
+def test_envs_without_fork_branch_by_replay(tokenizer, registry_sandbox):
+    import agentrl
+
+    class NoFork(CountEnv):
+        supports_fork = False
+
+    agentrl.register("test/NoFork-v0", entry_point=NoFork)
+    engine = ScriptedEngine(tokenizer, counter(tokenizer), entropy=entropy_by_turn(tokenizer))
+    settings = BranchSettings.arpo(samples=4, initial=2, threshold=0.0)
+    manager = RolloutManager(
+        engine, tokenizer, "test/NoFork-v0", {"target": 3}, samples_per_task=4, branching=settings
+    )
+    try:
+        episodes = asyncio.run(manager.run([1]))
+    finally:
+        manager.close()
+    branches = [e for e in episodes if e.parent is not None]
+    assert len(branches) == 2
+    # a replayed env continues where its parent was: the branch still counts to success
+    assert all(e.success and e.error is None for e in episodes)
