@@ -34,18 +34,12 @@ def advantage_input(episodes: Sequence[Episode]) -> AdvantageInput:
     )
     for i, episode in enumerate(episodes):
         group_ids.append(groups.setdefault((episode.split, episode.task_id), len(groups)))
-        sums: dict[int, float] = {}
-        counts: dict[int, int] = {}
-        for mask, turn, entropy in zip(
-            episode.loss_mask, episode.turn_index, episode.entropies, strict=True
-        ):
-            if mask:
-                sums[turn] = sums.get(turn, 0.0) + float(entropy)
-                counts[turn] = counts.get(turn, 0) + 1
+        entropies = episode.entropies_by_turn()
         for turn in range(1, episode.num_turns + 1):
             turn_episode.append(i)
             turn_index.append(turn)
-            turn_entropy.append(sums.get(turn, 0.0) / max(counts.get(turn, 0), 1))
+            values = entropies.get(turn, [])
+            turn_entropy.append(sum(values) / max(len(values), 1))
             rewards = episode.step_rewards
             turn_reward.append(rewards[turn - 1] if turn <= len(rewards) else 0.0)
             states = episode.observation_hashes
@@ -63,13 +57,7 @@ def advantage_input(episodes: Sequence[Episode]) -> AdvantageInput:
 
 def longest_turns(episodes: Sequence[Episode]) -> torch.Tensor:
     """Tokens the model generated in each episode's longest turn [N]."""
-    longest = []
-    for episode in episodes:
-        counts: dict[int, int] = {}
-        for mask, turn in zip(episode.loss_mask, episode.turn_index, strict=True):
-            if mask:
-                counts[turn] = counts.get(turn, 0) + 1
-        longest.append(max(counts.values(), default=0))
+    longest = [max(map(len, e.entropies_by_turn().values()), default=0) for e in episodes]
     return torch.tensor(longest, dtype=torch.float32)
 
 

@@ -207,7 +207,8 @@ class RolloutManager:
             await path(self.run_episode(task_index, 0, tree=tree, may_branch=False))
             tree.roots = 1
             probe = tree.leaves[0]
-            turns = _turn_probes(probe, settings.probe_tokens)
+            by_turn = probe.entropies_by_turn().values()
+            turns = [probe_entropy(values, settings.probe_tokens) for values in by_turn]
             h_root = turns[0] if turns else 0.0
             h_tool = sum(turns[1:]) / len(turns[1:]) if len(turns) > 1 else h_root
             roots = premonitor_globals(h_root, h_tool, settings.samples)
@@ -462,17 +463,6 @@ class _Tree:
         """Creation order: a parent's index is below its branches'."""
         self.created += 1
         return self.created - 1
-
-
-def _turn_probes(episode: Episode, k: int) -> list[float]:
-    """Each turn's probe entropy (mean of its first k sampled tokens), turn 1 first."""
-    by_turn: dict[int, list[float]] = {}
-    for mask, turn, entropy in zip(
-        episode.loss_mask, episode.turn_index, episode.entropies, strict=True
-    ):
-        if mask and entropy is not None:
-            by_turn.setdefault(turn, []).append(entropy)
-    return [probe_entropy(by_turn[t], k) for t in sorted(by_turn)]
 
 
 def _record(episode: Episode, exc: BaseException) -> None:

@@ -119,6 +119,16 @@ class Episode:
         self.logprobs += logprobs if logprobs is not None else [None] * len(ids)
         self.entropies += entropies if entropies is not None else [None] * len(ids)
 
+    def entropies_by_turn(self) -> dict[int, list[float]]:
+        """The sampled tokens' entropies, grouped by turn (turns in order)."""
+        turns: dict[int, list[float]] = {}
+        for mask, turn, entropy in zip(
+            self.loss_mask, self.turn_index, self.entropies, strict=True
+        ):
+            if mask:
+                turns.setdefault(turn, []).append(float(entropy or 0.0))
+        return turns
+
     @property
     def num_generated(self) -> int:
         """Tokens the model sampled."""
