@@ -10,6 +10,10 @@ scheduler, and the torch / numpy / Python RNG states) and `state.json` (step, da
 cursor, EPO entropy history, ...). It is written into a temporary folder and renamed
 into place, and `COMPLETE` is written last, so a crash mid-save never leaves a
 checkpoint that looks complete.
+
+With FSDP the trainer passes the whole model (the engine's copy) and the optimizer
+state gathered whole (`optimizer_state`, keyed by parameter name): a sharded run's
+checkpoint is one set of files, not one per process.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +40,12 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     state: dict[str, Any],
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a complete checkpoint for `step` and return its folder."""
+    """Write a complete checkpoint for `step` and return its folder.
+
+    `optimizer_state` replaces `optimizer.state_dict()` (the whole state of a sharded
+    optimizer)."""
     folder = Path(run_dir) / "checkpoints"
     final = folder / f"step-{step:06d}"
     for stale in folder.glob(".step-*.tmp-*"):  # left by a crash mid-save
@@ -47,7 +56,8 @@ def save_checkpoint(
     tokenizer.save_pretrained(staging / "model")
     torch.save(
         {
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer_state if optimizer_state is not None else optimizer.state_dict(),
+            "optimizer_format": "by-name" if optimizer_state is not None else "torch",
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -80,15 +90,31 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: str | Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any
+    path: str | Path,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    load_optimizer: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler and RNG states; return the saved state."""
+    """Restore weights, optimizer, scheduler and RNG states; return the saved state.
+
+    `model` None skips the weights (loaded already, e.g. before sharding);
+    `load_optimizer` replaces `optimizer.load_state_dict` (sharded optimizers take the
+    state saved by name)."""
     path = Path(path)
     if not (path / COMPLETE).is_file():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no {COMPLETE} marker)")
-    load_weights(model, path / "model")
+    if model is not None:
+        load_weights(model, path / "model")
     saved = torch.load(path / "optimizer.pt", weights_only=False)
-    optimizer.load_state_dict(saved["optimizer"])
+    by_name = saved.get("optimizer_format") == "by-name"
+    if by_name != (load_optimizer is not None):
+        raise ValueError(
+            f"{path} was saved {'with' if by_name else 'without'} FSDP and its optimizer "
+            f"state cannot be resumed {'without' if by_name else 'with'} it; keep train.fsdp "
+            "as it was for this run"
+        )
+    (load_optimizer or optimizer.load_state_dict)(saved["optimizer"])
     if scheduler is not None and saved["scheduler"] is not None:
         scheduler.load_state_dict(saved["scheduler"])
     rng = saved["rng"]

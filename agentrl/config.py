@@ -220,6 +220,10 @@ class TrainConfig(Section):
     """Evaluate on the valid split every this many steps; 0 only at the end."""
     save_every: int = Field(default=10, ge=0)
     """Save a checkpoint every this many steps (and at the end); 0 only at the end."""
+    fsdp: bool = False
+    """With several processes (torchrun / accelerate launch), shard parameters, gradients
+    and optimizer state over them (FSDP2) instead of replicating them; each process's
+    engine then samples from its own whole copy of the weights."""
 
 
 class LogConfig(Section):

@@ -175,11 +175,15 @@ def resolve_model_dir(name: str) -> Path:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """'auto' is the first CUDA device when there is one, else the CPU."""
+    """'auto' is this process's CUDA device when there is one (cuda:LOCAL_RANK under a
+    launcher), else the CPU."""
     import torch
 
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local_rank = os.environ.get("LOCAL_RANK")  # set by torchrun / accelerate launch
+        return torch.device(f"cuda:{local_rank}" if local_rank else "cuda")
     return torch.device(device)
 
 

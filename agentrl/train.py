@@ -11,14 +11,19 @@ continues from its latest complete checkpoint, exactly (weights, optimizer, RNG,
 cursor, EPO history). Under torch.distributed (`torchrun --nproc_per_node N -m
 agentrl.cli train ...`) every rank draws the same tasks and collects its share of whole
 groups; gradients are summed over ranks with a global normalisation, so the ranks stay
-identical to a single process on the same data; rank 0 logs and saves.
+identical to a single process on the same data; rank 0 logs and saves. With
+`train.fsdp=true` the parameters, gradients and optimizer state are sharded over the
+ranks (see agentrl.distributed) and each rank's engine samples from its own whole copy
+of the weights, refreshed after every optimizer step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
+import os
 import random
 import time
 import warnings
@@ -30,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentrl import distributed
 from agentrl.algos.advantages import arpo_attribution, overlong_penalty
 from agentrl.algos.batch import (
     TokenBatch,
@@ -48,8 +54,19 @@ from agentrl.algos.registry import (
     get_regularizer,
     hyperparameters,
 )
-from agentrl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agentrl.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from agentrl.config import Config
+from agentrl.distributed import (
+    any_rank,
+    full_optimizer_state,
+    full_state_dict,
+    is_sharded,
+    load_full_optimizer_state,
+    local_value,
+    max_over_ranks,
+    shard,
+    sum_gradients,
+)
 from agentrl.engines import create_engine
 from agentrl.errors import ConfigError
 from agentrl.evaluate import evaluate
@@ -113,7 +130,7 @@ def train(
 ) -> TrainResult:
     """Train `config.train.steps` steps in `run_dir` (resuming from its last checkpoint)."""
     run_dir = Path(run_dir)
-    rank, world = _rank(), _world_size()
+    rank, world = distributed.rank(), distributed.world_size()
     main = rank == 0  # the rank that logs and saves; every rank collects and trains
     _check(config)
     _check_resume(config, run_dir)
@@ -123,6 +140,15 @@ def train(
 
     model, tokenizer = load_model(config.model.name, config.model.dtype, config.engine.device)
     model = _trainable(model, config)
+    checkpoint = latest_checkpoint(run_dir)
+    # `policy` is what the engine samples from and what checkpoints save: the trained
+    # model itself, or with FSDP a whole copy kept in step with the shards.
+    policy = model
+    if config.train.fsdp:
+        if checkpoint is not None:  # weights go in whole, before they are split
+            load_weights(model, checkpoint / "model")
+        policy = copy.deepcopy(model)
+        model = shard(model)
     # KL to the initial policy: with LoRA it is the model with its adapters switched
     # off (no second copy); with full fine-tuning, a frozen copy loaded from the source
     # (never from a resumed checkpoint). No reference exists when the coefficient is 0.
@@ -130,7 +156,7 @@ def train(
     if config.algorithm.kl_coef > 0 and not config.model.lora:
         reference = load_model(config.model.name, config.model.dtype, config.engine.device)[0]
         reference.requires_grad_(False)
-    engine = create_engine(config, model, tokenizer)
+    engine = create_engine(config, policy, tokenizer)
     manager = make_manager(config, engine, tokenizer, split="train")
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
@@ -141,8 +167,17 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     state: dict[str, Any] = {"epoch": 0, "cursor": 0, "regularizers": {}}
     start = 0
-    if (checkpoint := latest_checkpoint(run_dir)) is not None:
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+    if checkpoint is not None:
+        if is_sharded(model):
+            state = load_checkpoint(
+                checkpoint,
+                None,  # loaded above
+                optimizer,
+                scheduler,
+                load_optimizer=lambda saved: load_full_optimizer_state(model, optimizer, saved),
+            )
+        else:
+            state = load_checkpoint(checkpoint, model, optimizer, scheduler)
         start = state["step"]
         truncate_metrics(run_dir, start)  # steps logged after the checkpoint run again
     logger = (
@@ -157,7 +192,7 @@ def train(
     result = TrainResult(run_dir=run_dir, steps=start)
     if config.train.eval_tasks and start == 0 and main:
         result.eval_before = evaluate(
-            config, "test", config.train.eval_tasks, run_dir / "eval-before", model, tokenizer
+            config, "test", config.train.eval_tasks, run_dir / "eval-before", policy, tokenizer
         )
     try:
         for step in range(start, config.train.steps):
@@ -168,7 +203,7 @@ def train(
             # 2-4. advantages, loss, optimizer step (none when no group was informative)
             # (the model stays in eval mode: no dropout, so trainer and engine logprobs agree)
             update_metrics = {"train/skipped": 1.0, "train/lr": scheduler.get_last_lr()[0]}
-            if _any_rank(bool(episodes)):
+            if any_rank(bool(episodes)):
                 update_metrics = update(config, model, optimizer, episodes, state, step, reference)
                 update_metrics.update(
                     {"train/skipped": 0.0, "train/lr": scheduler.get_last_lr()[0]}
@@ -178,8 +213,12 @@ def train(
                     torch.distributed.broadcast_object_list(shared, src=0)
                     state["regularizers"] = shared[0]
                 scheduler.step()
-            # 5. sync: the engine serves this same model; its cached keys are stale now
-            engine.weights_updated()
+            # 5. sync: the engine serves this same model, so its cached keys are stale now;
+            # with FSDP it gets the new whole weights (only the adapters with LoRA)
+            if is_sharded(model):
+                engine.load_weights(full_state_dict(model, trainable_only=config.model.lora))
+            else:
+                engine.weights_updated()
             # 6. log
             metrics = {
                 **rollout_metrics,
@@ -195,16 +234,25 @@ def train(
             # 7. checkpoint
             every = config.train.save_every
             if step + 1 == config.train.steps or (every and (step + 1) % every == 0):
+                # sharded optimizer state is gathered whole to rank 0 (every rank takes part)
+                whole = full_optimizer_state(model, optimizer) if is_sharded(model) else None
                 if main:
                     result.checkpoint = save_checkpoint(
-                        run_dir, step + 1, model, tokenizer, optimizer, scheduler, state
+                        run_dir,
+                        step + 1,
+                        policy,
+                        tokenizer,
+                        optimizer,
+                        scheduler,
+                        state,
+                        optimizer_state=whole,
                     )
                 if world > 1:
                     torch.distributed.barrier()
         if config.train.eval_tasks and main:
             engine.weights_updated()
             result.eval_after = evaluate(
-                config, "test", config.train.eval_tasks, run_dir / "eval-after", model, tokenizer
+                config, "test", config.train.eval_tasks, run_dir / "eval-after", policy, tokenizer
             )
     finally:
         if logger is not None:
@@ -247,11 +295,24 @@ def _check(config: Config) -> None:
                 f"algorithm.loss_kwargs.{key}: set algorithm."
                 f"{'loss_agg' if key == 'agg' else key} instead"
             )
-    world = _world_size()
+    world = distributed.world_size()
     if world > 1 and config.rollout.tasks_per_step % world:
         problems.append(
             f"rollout.tasks_per_step: {config.rollout.tasks_per_step} tasks cannot be split "
             f"evenly over {world} processes; use a multiple of {world}"
+        )
+    if config.train.fsdp and world == 1:
+        problems.append(
+            "train.fsdp: sharding needs several processes; launch them with `torchrun "
+            "--nproc_per_node N -m agentrl.cli train ...` (or `accelerate launch`), or set "
+            "train.fsdp=false"
+        )
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true") and not (
+        config.train.fsdp
+    ):
+        problems.append(
+            "train.fsdp: `accelerate launch` was asked for FSDP, but agentrl shards only "
+            "when train.fsdp=true; add that override (the launcher's FSDP options are not read)"
         )
     if world > 1 and config.algorithm.dynamic_sampling:
         problems.append(
@@ -456,7 +517,7 @@ def update(
     micro_batches = pack(episodes, config.train.micro_batch_tokens)
     total_tokens = sum(sum(e.loss_mask) for e in episodes)
     total_rows = sum(1 for e in episodes if any(e.loss_mask))
-    world = _world_size()
+    world = distributed.world_size()
     if world > 1:  # every rank normalises by the tokens (rows) of all ranks
         counts = torch.tensor([float(total_tokens), float(total_rows)])
         torch.distributed.all_reduce(counts)
@@ -487,6 +548,12 @@ def update(
     mean = float(moments[1]) / count
     entropy_stats = (mean, max(float(moments[2]) / count - mean**2, 0.0) ** 0.5)
     selected = _whole_batch_selection(config, episodes, token_adv, step)
+    if is_sharded(model):  # every forward is collective: run as many as the busiest rank
+        padding = max_over_ranks(len(micro_batches)) - len(micro_batches)
+        if padding:  # empty micro-batches: no loss, gradients of zero
+            episodes, token_adv = [*episodes, _empty_episode()], [*token_adv, [0.0, 0.0]]
+            selected = None if selected is None else [*selected, [False, False]]
+            micro_batches += [[len(episodes) - 1]] * padding
     sums: dict[str, float] = {}
     started, fwd_bwd_s = time.perf_counter(), 0.0
     for epoch in range(config.train.ppo_epochs):
@@ -494,11 +561,8 @@ def update(
         for rows in micro_batches:
             batch = collate(episodes, rows, token_adv).to(device)
             computing = time.perf_counter()
-            logprobs, entropy = sequence_logprobs(
-                model,
-                batch.input_ids,
-                batch.attention_mask,
-                temperature=config.rollout.temperature,
+            logprobs, entropy = _policy_logprobs(
+                model, batch, config.rollout.temperature
             )  # [B, T], [B, T]
             advantages = batch.advantages  # [B, T]
             if algo.entropy_advantage > 0:
@@ -572,10 +636,12 @@ def update(
                 sums[key] = sums.get(key, 0.0) + float(value) * weight / (
                     1 if key == "logprob_mismatch_kl" else config.train.ppo_epochs
                 )
-        if world > 1:
-            _sum_gradients(model)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in model.parameters() if p.requires_grad], config.optim.max_grad_norm
+        if world > 1 and not is_sharded(model):  # FSDP has reduced them in backward
+            sum_gradients(model)
+        grad_norm = local_value(
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], config.optim.max_grad_norm
+            )
         )
         optimizer.step()
     if world > 1:  # each rank holds its share of the whole-batch means: add them up
@@ -650,7 +716,7 @@ def _whole_batch_selection(
         [(lp or 0.0, a) for lp, a, m in zip(e.logprobs, adv, e.loss_mask, strict=True) if m]
         for e, adv in zip(episodes, token_adv, strict=True)
     ]  # per episode: (old logprob, advantage) of each sampled token
-    world, rank = _world_size(), _rank()
+    world, rank = distributed.world_size(), distributed.rank()
     gathered: list[list[list[tuple[float, float]]]] = [rows]
     if world > 1:
         gathered = [[] for _ in range(world)]
@@ -683,57 +749,46 @@ def _rows_tensor(values: list[list[bool]], batch: TokenBatch) -> torch.Tensor:
     return out
 
 
+def _policy_logprobs(
+    model: Any, batch: TokenBatch, temperature: float, compute_entropy: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logprobs [B, T] and entropies [B, T] of the batch's tokens under `model` (a
+    policy, or its FSDP root unit, whose forward is this same computation)."""
+    if is_sharded(model):
+        return model(batch.input_ids, batch.attention_mask, temperature, compute_entropy)
+    return sequence_logprobs(
+        model,
+        batch.input_ids,
+        batch.attention_mask,
+        temperature=temperature,
+        compute_entropy=compute_entropy,
+    )
+
+
 def _reference_logprobs(
     model: Any, reference: Any, batch: TokenBatch, config: Config
 ) -> torch.Tensor:
     """The initial policy's logprobs of the batch's tokens [B, T] (no gradient)."""
     # LoRA: the base model, adapters switched off, is the initial policy.
-    policy = model if reference is None else reference
-    adapters_off = model.disable_adapter() if reference is None else contextlib.nullcontext()
+    if reference is None:
+        peft_model = model.policy if is_sharded(model) else model
+        adapters_off = peft_model.disable_adapter()
+    else:
+        adapters_off = contextlib.nullcontext()
     with torch.no_grad(), adapters_off:
-        return sequence_logprobs(
-            policy,
-            batch.input_ids,
-            batch.attention_mask,
-            temperature=config.rollout.temperature,
+        return _policy_logprobs(
+            model if reference is None else reference,
+            batch,
+            config.rollout.temperature,
             compute_entropy=False,
         )[0]
 
 
-def _rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _any_rank(flag: bool) -> bool:
-    """Whether `flag` holds on any rank (all ranks must agree to update together)."""
-    if _world_size() == 1:
-        return flag
-    value = torch.tensor(float(flag))
-    torch.distributed.all_reduce(value)
-    return bool(value.item())
-
-
-def _world_size() -> int:
-    """Processes training together (1 unless torch.distributed is initialised, e.g. by
-    `accelerate launch`)."""
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _sum_gradients(model: Any) -> None:
-    """Sum each trainable parameter's gradient over the ranks.
-
-    Each rank's loss is already normalised by the global token count, so the sum is
-    exactly the single-process gradient of the whole batch. One all-reduce per
-    parameter after accumulation (rather than DDP's bucketed overlap) keeps the
-    chunked logprob path, which calls the model's body and head separately, correct.
-    """
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            if parameter.grad is None:
-                parameter.grad = torch.zeros_like(parameter)
-            torch.distributed.all_reduce(parameter.grad)
+def _empty_episode() -> Episode:
+    """Two padding tokens with no loss: a micro-batch that only takes part in collectives."""
+    episode = Episode("padding", "", "", "", None, -1, 0)
+    episode.append([0, 0], 0, 0)
+    return episode
 
 
 def _params(fn: Callable) -> set[str]:

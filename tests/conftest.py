@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
+import agentrl
 from agentrl import registration
 
 
@@ -38,3 +39,9 @@ def tiny(tokenizer):
     from agentrl.models import tiny_model
 
     return tiny_model(tokenizer, seed=0)
+
+
+@pytest.fixture
+def title_env(registry_sandbox):
+    """`titlecase`: an env whose rewards differ within a group, so updates move weights."""
+    agentrl.register("test/TitleCase-v0", entry_point="tests.helpers:TitleCase")

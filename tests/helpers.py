@@ -1,4 +1,4 @@
-"""Small envs for tests of the base class, the registry and the checker."""
+"""Small envs for tests of the base class, the registry, the checker and the trainer."""
 
 from __future__ import annotations
 
@@ -41,3 +41,24 @@ class CountEnv(TextEnv):
 
     def valid_actions(self):
         return [f"count[{self.value + 1}]", "stop"]
+
+
+class TitleCase(TextEnv):
+    """Reply with words that start with a capital letter (reward: that share, squared)."""
+
+    action_format = "text"
+    default_max_turns = 1
+
+    def num_tasks(self, split):
+        return {"train": 64, "valid": 8, "test": 8}[split]
+
+    def task_id(self, split, index):
+        return f"{split}-{index}"
+
+    def load_task(self, split, index):
+        return f"Task {index}: write a few words, each starting with a capital letter."
+
+    def act(self, action):
+        words = action.split()
+        share = sum(w[:1].isupper() for w in words) / max(len(words), 1)
+        return Outcome("Done.", reward=share**2, terminated=True, success=share == 1.0)
