@@ -217,7 +217,10 @@ class TrainConfig(Section):
     """Held-out test tasks evaluated before and after training (eval-before/, eval-after/
     in the run directory); 0 skips the evaluation."""
     eval_every: int = Field(default=0, ge=0)
-    """Evaluate on the valid split every this many steps; 0 only at the end."""
+    """Evaluate on the valid split every this many steps (eval/valid_* metrics, reports in
+    eval-valid/step-N/); 0 never."""
+    valid_tasks: int = Field(default=16, ge=1)
+    """Valid-split tasks (one episode each) in each periodic evaluation."""
     save_every: int = Field(default=10, ge=0)
     """Save a checkpoint every this many steps (and at the end); 0 only at the end."""
     fsdp: bool = False
@@ -473,4 +476,10 @@ def _cross_checks(config: Config) -> list[str]:
                 f"model.{key}: only used with LoRA, but model.lora is false; "
                 "remove it or set model.lora=true"
             )
+    default_valid = TrainConfig.model_fields["valid_tasks"].default
+    if not config.train.eval_every and config.train.valid_tasks != default_valid:
+        problems.append(
+            "train.valid_tasks: only used by periodic evaluation, but train.eval_every is 0; "
+            "set train.eval_every=N (steps) or remove it"
+        )
     return problems

@@ -55,6 +55,15 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item())
 
 
+def sum_over_ranks(value: int) -> int:
+    """The sum of `value` over all ranks."""
+    if world_size() == 1:
+        return value
+    tensor = torch.tensor(value)
+    torch.distributed.all_reduce(tensor)
+    return int(tensor.item())
+
+
 def max_over_ranks(value: int) -> int:
     """The largest `value` of all ranks."""
     if world_size() == 1:

@@ -1,4 +1,5 @@
-"""The training loop: collect -> advantages -> loss -> step -> sync -> log -> checkpoint.
+"""The training loop: collect -> advantages -> loss -> step -> sync -> evaluate -> log ->
+checkpoint.
 
     result = train(load_config("calculator_grpo"), run_dir="runs/calc")
 
@@ -66,6 +67,7 @@ from agentrl.distributed import (
     max_over_ranks,
     shard,
     sum_gradients,
+    sum_over_ranks,
 )
 from agentrl.engines import create_engine
 from agentrl.errors import ConfigError
@@ -219,10 +221,18 @@ def train(
                 engine.load_weights(full_state_dict(model, trainable_only=config.model.lora))
             else:
                 engine.weights_updated()
-            # 6. log
+            # 6. evaluate on the valid split every eval_every steps (rank 0; others wait)
+            eval_metrics = {}
+            if config.train.eval_every and (step + 1) % config.train.eval_every == 0:
+                if main:
+                    eval_metrics = _evaluate_valid(config, step + 1, run_dir, policy, tokenizer)
+                if world > 1:
+                    torch.distributed.barrier()
+            # 7. log
             metrics = {
                 **rollout_metrics,
                 **update_metrics,
+                **eval_metrics,
                 "perf/step_s": time.perf_counter() - started,
             }
             if logger is not None:
@@ -231,7 +241,7 @@ def train(
             result.steps = step + 1
             if on_step is not None:
                 on_step(step + 1, metrics)
-            # 7. checkpoint
+            # 8. checkpoint
             every = config.train.save_every
             if step + 1 == config.train.steps or (every and (step + 1) % every == 0):
                 # sharded optimizer state is gathered whole to rank 0 (every rank takes part)
@@ -264,16 +274,27 @@ def train(
     return result
 
 
+def _evaluate_valid(
+    config: Config, step: int, run_dir: Path, policy: Any, tokenizer: Any
+) -> dict[str, float]:
+    """One periodic evaluation on the valid split, as `eval/valid_*` metrics."""
+    report = evaluate(
+        config,
+        "valid",
+        config.train.valid_tasks,
+        run_dir / "eval-valid" / f"step-{step:06d}",
+        policy,
+        tokenizer,
+    )
+    keys = ("success_rate", "mean_reward", "valid_action_rate", "turns", "tool_calls")
+    return {f"eval/valid_{key}": float(report[key]) for key in keys}
+
+
 def _check(config: Config) -> None:
     """Knobs this version cannot honour are errors, not silent no-ops."""
     problems = []
     if config.engine.backend != "hf":
         problems.append("engine.backend: training runs the in-process 'hf' engine only for now")
-    if config.train.eval_every > 0:
-        problems.append(
-            "train.eval_every: periodic evaluation is not available in this version of "
-            "agentrl yet; use train.eval_tasks (before and after training)"
-        )
     if "kl" in config.algorithm.regularizers:
         problems.append(
             "algorithm.regularizers: 'kl' needs a reference policy; set algorithm.kl_coef "
@@ -313,11 +334,6 @@ def _check(config: Config) -> None:
         problems.append(
             "train.fsdp: `accelerate launch` was asked for FSDP, but agentrl shards only "
             "when train.fsdp=true; add that override (the launcher's FSDP options are not read)"
-        )
-    if world > 1 and config.algorithm.dynamic_sampling:
-        problems.append(
-            "algorithm.dynamic_sampling: not available with several processes yet; "
-            "set it to false or train in one process"
         )
     for name in [config.algorithm.advantage, config.algorithm.loss]:
         if not name:
@@ -449,7 +465,8 @@ def _collect(
         config.algorithm.dynamic_sampling_rounds if config.algorithm.dynamic_sampling else 0
     )
     for _ in range(rounds):
-        groups_kept = len({e.task_index for e in kept})
+        # all ranks' kept groups: every rank then draws the same tasks for the next round
+        groups_kept = sum_over_ranks(len({e.task_index for e in kept}))
         if groups_kept >= wanted:
             break
         tasks = _next_tasks(manager, state, wanted - groups_kept, config.train.seed, taken)
@@ -466,14 +483,33 @@ def _collect(
             if group and (informative or not config.algorithm.dynamic_sampling):
                 kept += group
     wall = time.perf_counter() - started
+    groups_kept = sum_over_ranks(len({e.task_index for e in kept}))
+    collected = _gather_to_rank0(collected)  # metrics describe every rank's episodes
     summary = summarize(collected, wall)
     metrics = {f"rollout/{k}": v for k, v in summary.items()}
-    metrics["rollout/groups_kept"] = float(len({e.task_index for e in kept}))
+    metrics["rollout/groups_kept"] = float(groups_kept)
     if config.rollout.branching != "none":  # branch rate, top-3 share, prefill per leaf...
         metrics.update({f"rollout/{k}": v for k, v in tree_metrics(collected).items()})
     lengths = [e.num_generated for e in collected]
     metrics["rollout/response_tokens"] = float(np.mean(lengths)) if lengths else 0.0
     return kept, metrics
+
+
+def _gather_to_rank0(episodes: list[Episode]) -> list[Episode]:
+    """Every rank's episodes on rank 0, without their token lists (enough for metrics);
+    other ranks keep their own. One process: `episodes` unchanged."""
+    world = distributed.world_size()
+    if world == 1:
+        return episodes
+    light = [
+        dataclasses.replace(e, token_ids=[], logprobs=[], entropies=[], turn_index=[])
+        for e in episodes
+    ]
+    gathered: list[list[Episode]] | None = (
+        [[] for _ in range(world)] if distributed.rank() == 0 else None
+    )
+    torch.distributed.gather_object(light, gathered, dst=0)
+    return [e for part in gathered for e in part] if gathered is not None else episodes
 
 
 def update(

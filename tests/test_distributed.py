@@ -15,7 +15,7 @@ import agentrl
 from agentrl.distributed import full_state_dict, shard
 from agentrl.models import load_tokenizer, tiny_model
 from agentrl.rollout.trajectory import Episode
-from agentrl.train import _trainable, update
+from agentrl.train import PRESETS, _trainable, update
 
 
 def episodes(vocab: int) -> list[Episode]:
@@ -130,17 +130,49 @@ TRAIN = [
 ]
 
 
+# two-token replies: some groups tie and are replaced in a second round
+DAPO = [
+    *PRESETS["dapo"],
+    "rollout.samples_per_task=2",
+    "rollout.tasks_per_step=4",
+    "rollout.max_new_tokens=2",
+]
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_two_process_training_matches_one_process(tmp_path, title_env):
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["train.eval_every=1", "train.valid_tasks=2"],  # rank 1 waits while rank 0 evaluates
+        DAPO,  # dynamic sampling: the ranks agree on how many groups they kept
+    ],
+    ids=["grpo", "dapo"],
+)
+def test_two_process_training_matches_one_process(tmp_path, title_env, extra):
     from safetensors.torch import load_file
 
     from agentrl.checkpoint import latest_checkpoint
+    from agentrl.monitor import read_metrics
     from agentrl.train import train
 
     mp.start_processes(
-        train_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+        train_worker,
+        args=(free_port(), str(tmp_path), extra),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
     )
-    train(agentrl.load_config(None, TRAIN), tmp_path / "one")
+    train(agentrl.load_config(None, [*TRAIN, *extra]), tmp_path / "one")
+    metrics = [read_metrics(tmp_path / d) for d in ("two", "one")]
+    for logged in zip(*metrics, strict=True):
+        for key in ("rollout/episodes", "rollout/reward", "rollout/groups_kept"):
+            assert logged[0][key] == pytest.approx(logged[1][key]), key  # both ranks' episodes
+        if extra is DAPO:
+            assert logged[0]["rollout/groups_kept"] == 4
+        else:
+            assert 0 <= logged[0]["eval/valid_mean_reward"] <= 1
+    if extra is DAPO:  # a second round ran (more than 4 tasks x 2 samples)
+        assert max(logged["rollout/episodes"] for logged in metrics[0]) > 8
     two, one = (
         load_file(latest_checkpoint(tmp_path / d) / "model" / "model.safetensors")
         for d in ("two", "one")

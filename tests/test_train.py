@@ -174,9 +174,8 @@ def test_a_crash_mid_save_leaves_no_complete_checkpoint(tmp_path, monkeypatch):
 
 
 def test_unavailable_knobs_are_refused(tmp_path, monkeypatch):
-    config = agentrl.load_config(None, [*SMALL, "env.name=guess", "train.eval_every=2"])
     with pytest.raises(agentrl.errors.ConfigError, match="train.eval_every"):
-        train(config, tmp_path)
+        agentrl.load_config(None, [*SMALL, "env.name=guess", "train.valid_tasks=4"])
     config = agentrl.load_config(None, [*SMALL, "env.name=guess", "algorithm.loss=ppo"])
     with pytest.raises(agentrl.errors.ConfigError, match="ppo"):
         train(config, tmp_path)
@@ -409,3 +408,23 @@ def test_update_counts_a_shared_prefix_once_under_hard_attribution():
         return metrics["train/tokens"]
 
     assert tokens("soft") == 16 and tokens("hard") == 12
+
+
+def test_periodic_evaluation_on_the_valid_split(tmp_path):
+    config = agentrl.load_config(
+        None,
+        [
+            *SMALL,
+            "env.name=guess",
+            "train.steps=3",
+            "train.eval_every=2",
+            "train.valid_tasks=2",
+        ],
+    )
+    result = train(config, tmp_path)
+    evaluated = [m for m in read_metrics(tmp_path) if "eval/valid_success_rate" in m]
+    assert [m["step"] for m in evaluated] == [2]  # every 2 steps: step 2 only
+    report = json.loads((tmp_path / "eval-valid" / "step-000002" / "eval.json").read_text())
+    assert report["split"] == "valid" and report["episodes"] == 2
+    assert evaluated[0]["eval/valid_mean_reward"] == report["mean_reward"]
+    assert "eval/valid_turns" not in result.metrics[0]
