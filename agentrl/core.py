@@ -198,6 +198,16 @@ class TextEnv(gym.Env[str, str]):
         """
         return []
 
+    def response_prefix(self) -> str:
+        """Text the agent's next reply starts with, written by the env rather than
+        sampled: e.g. "search[" on a page where searching is the only action.
+
+        The rollout manager puts it at the start of the model's turn (not trained on:
+        loss mask 0) and parses the prefix plus what the model writes after it. Only
+        for what the env's state already decides; small models gain most. Default: none.
+        """
+        return ""
+
     # ------------------------------------------------------------------ gymnasium API
 
     def split_sizes(self) -> dict[str, int]:

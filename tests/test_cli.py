@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 import agentrl
@@ -296,7 +297,8 @@ def test_train_evaluates_before_and_after(tmp_path):
         assert json.loads((tmp_path / folder / "eval.json").read_text())["episodes"] == 2
 
 
-def test_rollout_with_branching_writes_trees(tmp_path):
+@pytest.mark.parametrize("prefixed", [False, True], ids=["plain", "reply-prefix"])
+def test_rollout_with_branching_writes_trees(tmp_path, prefixed):
     # The tiny model's entropy barely moves (P ≈ α = 0.5), so threshold −1 makes every
     # decision branch: 2 roots per task, the other 2 leaves are branches.
     from agentrl.rollout import read_episodes
@@ -305,6 +307,8 @@ def test_rollout_with_branching_writes_trees(tmp_path):
     args = ["rollout", "--env", "webshop", "--branching", "arpo", "--episodes", "8"]
     args += ["--samples-per-task", "4", "--model", "tiny", "--out", str(out)]
     args += ["rollout.max_new_tokens=8", "env.max_turns=3", "rollout.branch_threshold=-1"]
+    if prefixed:  # the env writes "click[": a branch writes it again, then resamples
+        args += ["env.action_prefix=true"]
     result = runner.invoke(app, args, env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert "branches_per_task" in result.output
@@ -316,7 +320,8 @@ def test_rollout_with_branching_writes_trees(tmp_path):
         parent, cut = by_id[leaf.parent], leaf.branch_token_index
         assert leaf.token_ids[:cut] == parent.token_ids[:cut]  # the shared prefix, exactly
         assert leaf.token_ids[cut:] != parent.token_ids[cut:]  # resampled from there
-        assert leaf.turn_index[cut] == leaf.branch_turn and leaf.loss_mask[cut] == 1
+        assert leaf.turn_index[cut] == leaf.branch_turn
+        assert leaf.loss_mask[cut] == (0 if prefixed else 1)  # the prefix is not trained
         # the hf engine served the shared prefix from its cache: only the last prompt
         # token of the branch's first request (and later observations) were prefilled
         first_obs = cut - parent.prompt_length

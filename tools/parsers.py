@@ -126,12 +126,12 @@ class BracketParser:
         return word.lower() if word.lower() in self.action_names else None
 
     def format_hint(self) -> str:
+        # Concrete actions only: small models copy a template such as "name[argument]"
+        # word for word.
         if self.action_names is None:
-            return "Reply with one action written as name[argument], e.g. search[red shoes]."
-        return (
-            f"Reply with one action written as name[argument], e.g. {self.action_names[0]}[...]; "
-            f"actions: {', '.join(self.action_names)}."
-        )
+            return "Reply with one action written like search[red shoes]."
+        actions = " or ".join(f"{name}[...]" for name in self.action_names)
+        return f"Reply with one action: {actions}."
 
     def stop_strings(self) -> list[str]:
         return []  # the action is the last thing in the reply; nothing marks its end

@@ -370,7 +370,11 @@ class RolloutManager:
         branch: _Path | None = None,
     ) -> None:
         for turn in range(first_turn, self.max_turns + 1):
-            room = self.max_context_tokens - len(episode.token_ids)
+            # The env may write the start of the reply (e.g. "click["); it joins the
+            # episode with the model's tokens, after any branch decision copies it.
+            prefix_text = env.response_prefix()
+            prefix = list(self._encode(prefix_text)) if prefix_text else []
+            room = self.max_context_tokens - len(episode.token_ids) - len(prefix)
             if room <= 0:
                 episode.truncated, episode.truncation = True, "context"
                 return
@@ -383,7 +387,7 @@ class RolloutManager:
             )
             started = time.perf_counter()
             [[completion]] = await self.engine.generate(
-                [GenerationRequest(list(episode.token_ids), params)]
+                [GenerationRequest([*episode.token_ids, *prefix], params)]
             )
             episode.generate_s += time.perf_counter() - started
             episode.entropy_exact &= completion.entropy_exact
@@ -393,9 +397,10 @@ class RolloutManager:
             if tree is not None and branch is not None:
                 entropies = completion.entropies
                 await self._maybe_branch(env, episode, task_index, turn, entropies, tree, branch)
+            episode.append(prefix, 0, turn)
             episode.append(generated, 1, turn, completion.logprobs, completion.entropies)
             episode.num_turns = turn
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            text = prefix_text + self.tokenizer.decode(generated, skip_special_tokens=True)
             parsed = self.parser.parse(text)
             terminated = truncated = False
             reward = 0.0
@@ -430,6 +435,11 @@ class RolloutManager:
                 return
             episode.append(reply, 0, turn)
             episode.observation_hashes.append(zlib.crc32(observation.encode()))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (a manager lives as long as its run)
+    def _encode(self, text: str) -> tuple[int, ...]:
+        """Tokens of a reply prefix, as the model would continue from them."""
+        return tuple(self.tokenizer.encode(text, add_special_tokens=False))
 
     def close(self) -> None:
         """Stop the env worker threads."""

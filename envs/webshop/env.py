@@ -69,6 +69,13 @@ class WebShopEnv(TextEnv):
             None uses the generated catalog.
         max_turns: step budget; default 15.
         render_mode: None or "ansi".
+        action_prefix: start each reply for the agent with what the page allows,
+            "search[" on the search page and "click[" elsewhere (`response_prefix`), so
+            the agent writes only the query or the element. An aid for small models
+            (the CPU recipes turn it on); off by default, as in the original.
+        numbered_results: number the products of a results page, so that click[3]
+            opens the third one as click[its id] does. Copying a 10-character id is
+            error-prone for small models (the CPU recipes turn it on); off by default.
     """
 
     default_max_turns = 15
@@ -95,8 +102,18 @@ class WebShopEnv(TextEnv):
         data_dir: str | Path | None = None,
         max_turns: int | None = None,
         render_mode: str | None = None,
+        action_prefix: bool = False,
+        numbered_results: bool = False,
     ) -> None:
         super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
+        if not isinstance(action_prefix, bool):
+            raise InvalidArgument(f"action_prefix must be true or false; got {action_prefix!r}.")
+        if not isinstance(numbered_results, bool):
+            raise InvalidArgument(
+                f"numbered_results must be true or false; got {numbered_results!r}."
+            )
+        self.action_prefix = action_prefix
+        self.numbered_results = numbered_results
         if isinstance(catalog_seed, bool) or not isinstance(catalog_seed, int):
             raise InvalidArgument(f"catalog_seed must be an integer; got {catalog_seed!r}.")
         if data_dir is None:
@@ -143,26 +160,38 @@ class WebShopEnv(TextEnv):
             ) from None
 
     def demonstrations(self) -> list[tuple[str, str]]:
-        """The first turns of an oracle episode on train task 0: a search, a click on the
-        right product and, when it has options, one option. Observations are shortened to
-        keep prompts small; the task at hand is never shown (train task 0 only)."""
+        """A whole oracle episode on a train task: a search, a click on the right
+        product, its option, Buy Now. The task is the first train task whose product
+        the search puts first and that asks for one option: the product click is then
+        the one a small model can best copy (the first listed) and the episode is four
+        turns. Observations are shortened to keep prompts small; the task at hand is
+        never shown (train tasks only)."""
         from agentrl.envs.webshop.baselines import oracle_policy
 
         demo = copy.deepcopy(self)  # the shop is shared, not copied (see Shop.__deepcopy__)
         demo.split = "train"
         demo.render_mode = None
         demo.max_turns = self.default_max_turns  # the demo is not bound by this env's budget
-        observation, _ = demo.reset(seed=0, options={"task_index": 0})
-        turns = []
-        for _ in range(3):
-            if demo.done:
-                break
-            action = oracle_policy(demo)
-            if action.lower() == f"click[{BUY_NOW.lower()}]":
-                break
-            turns.append((_shorten(observation), action))
-            observation = demo.step(action)[0]
+        turns: list[tuple[str, str]] = []
+        for task_index in range(min(100, self.num_tasks("train"))):
+            observation, _ = demo.reset(seed=0, options={"task_index": task_index})
+            if len(demo.goal.options) != 1:
+                continue
+            turns = []
+            while not demo.done and len(turns) < 6:
+                action = oracle_policy(demo)
+                if demo.page == "results" and demo.numbered_results:
+                    action = f"click[{demo.visible_results().index(demo.goal.asin) + 1}]"
+                turns.append((_shorten(observation), action))
+                observation = demo.step(action)[0]
+            if turns and demo.done and demo.asin == demo.visible_results()[0]:
+                return turns
         return turns
+
+    def response_prefix(self) -> str:
+        if not self.action_prefix or self.goal is None or self.page == "done":
+            return ""
+        return "search[" if self.page == "search" else "click["
 
     def valid_actions(self) -> list[str]:
         if self.goal is None or self.page == "done":
@@ -198,6 +227,12 @@ class WebShopEnv(TextEnv):
             )
         wanted = element.lower()
         label = next((b for b in self._buttons() if b.lower() == wanted), None)
+        shown = self.visible_results() if self.page == "results" else ()
+        if label is None and self.numbered_results and wanted.isdigit():
+            number = int(wanted)
+            if not 1 <= number <= len(shown):
+                raise _Refused(f"this page shows products 1 to {len(shown)}, not {number}")
+            label = shown[number - 1]
         if label is None:
             raise _Refused(f"there is no {element[:80]!r} to click on this page")
         if label == BACK_TO_SEARCH:
@@ -247,7 +282,13 @@ class WebShopEnv(TextEnv):
     def _available(self) -> str:
         if self.page == "search":
             return "search[your query], e.g. " + ", ".join(self.valid_actions())
-        return ", ".join(f"click[{label}]" for label in self._buttons())
+        if self.page == "results" and self.numbered_results and self.results:
+            buttons = [b for b in self._buttons() if b not in self.visible_results()]
+            last = len(self.visible_results())
+            return ", ".join(f"click[{b}]" for b in [*buttons, "1"]) + f" to click[{last}]"
+        if self.page == "item":
+            return self._listed_actions()
+        return ", ".join(f"click[{label}]" for label in self._buttons())  # every id
 
     # ------------------------------------------------------------------ pages
 
@@ -311,11 +352,36 @@ class WebShopEnv(TextEnv):
             product = self._product()
             lines += [f"[Features of {product.asin}] {product.title}"]
             lines += [f"- {bullet}" for bullet in product.bullets]
+        if self.page == "results" and self.results:  # the products are the action list
+            header, products = lines[:3], lines[3:]
+            return "\n".join([*header, f"Available actions: {self._listed_actions()}", *products])
+        if self.page == "item":  # navigation, then the options and Buy Now
+            return "\n".join([*lines[:4], f"Available actions: {self._listed_actions()}"])
+        return "\n".join([*lines, "", f"Available actions: {self._listed_actions()}"])
+
+    def _listed_actions(self) -> str:
+        """The action list of a page, each clickable written once. Results and item
+        pages show their products and options as click[...] lines, last, so that what
+        the agent most likely wants next is nearest to its reply (small models copy the
+        nearest pattern) and no id is written twice (an id costs about 8 tokens)."""
         if self.page == "search":
-            actions = "search[your query]"
-        else:
-            actions = ", ".join(f"click[{label}]" for label in self._buttons())
-        return "\n".join([*lines, "", f"Available actions: {actions}"])
+            return "search[your query]"
+        if self.page == "results" and self.results:
+            buttons = [b for b in self._buttons() if b not in self.visible_results()]
+            what = "click[number] of" if self.numbered_results else "click[id] of"
+            return ", ".join(f"click[{b}]" for b in buttons) + f", or {what} a product:"
+        if self.page == "item":
+            product = self._product()
+            navigation = [BACK_TO_SEARCH, PREV_PAGE, DESCRIPTION, FEATURES]
+            lines = [", ".join(f"click[{b}]" for b in navigation)]
+            if product.options:
+                lines[0] += ", then choose options and buy:"
+            for name, values in product.options.items():
+                chosen = f" (chosen: {self.options[name]})" if name in self.options else ""
+                lines.append(f"{name}: {' '.join(f'click[{v}]' for v in values)}{chosen}")
+            lines.append(f"click[{BUY_NOW}]")
+            return "\n".join(lines)
+        return ", ".join(f"click[{label}]" for label in self._buttons())
 
     def _results_lines(self) -> list[str]:
         if not self.results:
@@ -326,24 +392,21 @@ class WebShopEnv(TextEnv):
             f'[Results for "{self.keywords}"] page {self.page_number}: results {first + 1}-'
             f"{first + len(shown)} of {len(self.results)}"
         ]
-        for asin in shown:
+        for number, asin in enumerate(shown, 1):
             product = self.shop.by_asin[asin]
-            lines.append(f"[{asin}] {product.title} | {product.price_text}")
+            clickable = f"click[{number}] [{asin}]" if self.numbered_results else f"click[{asin}]"
+            lines.append(f"{clickable} {product.title} | {product.price_text}")
         return lines
 
     def _item_lines(self) -> list[str]:
         product = self._product()
-        lines = [f"[Item {product.asin}] {product.title}", f"Price: {product.price_text}"]
-        if product.options:
-            lines.append("Options (click a value to choose it):")
-        for name, values in product.options.items():
-            chosen = f" (chosen: {self.options[name]})" if name in self.options else ""
-            lines.append(f"  {name}: {' '.join(f'[{v}]' for v in values)}{chosen}")
-        return lines
+        return [f"[Item {product.asin}] {product.title}", f"Price: {product.price_text}"]
 
 
-def _shorten(observation: str, lines: int = 8) -> str:
-    """The head of a page and its action list: enough to show the format."""
-    body, _, actions = observation.rpartition("Available actions:")
-    kept = body.strip().splitlines()[:lines]
-    return "\n".join(kept) + "\n...\n\nAvailable actions:" + actions if actions else observation
+def _shorten(observation: str, products: int = 3) -> str:
+    """A page with its product list cut to the first `products`: enough to show the format."""
+    lines = observation.splitlines()
+    listed = [i for i, line in enumerate(lines) if re.match(r"click\[(\d+|\w{10})\] ", line)]
+    if len(listed) <= products:
+        return observation
+    return "\n".join([*lines[: listed[products]], "..."])

@@ -124,6 +124,51 @@ def test_invalid_actions_list_what_is_available_and_keep_the_episode(test_env):
     assert "keep it under 300" in obs
 
 
+def test_small_model_aids_prefix_replies_and_number_the_results():
+    env = agentrl.make("webshop", split="test", action_prefix=True, numbered_results=True)
+    env.reset(options={"task_index": 0})
+    assert env.response_prefix() == "search["
+    obs = env.step(env.valid_actions()[0])[0]
+    shown = env.visible_results()
+    assert env.response_prefix() == "click["
+    # each product once, numbered, as the last lines of the page
+    assert obs.splitlines()[-1].startswith(f"click[{len(shown)}] [{shown[-1]}] ")
+    assert all(obs.count(asin) == 1 for asin in shown)
+    obs, _, _, _, info = env.step("click[11]")
+    assert info["invalid_action"] and "this page shows products 1 to 10, not 11" in obs
+    assert obs.endswith(f"click[1] to click[{len(shown)}]")
+    env.step("click[3]")
+    assert env.page == "item" and env.asin == shown[2]
+    assert env.step("click[Buy Now]")[2] and env.response_prefix() == ""  # done: none
+    plain = agentrl.make("webshop", split="test")  # the original behaviour by default
+    plain.reset(options={"task_index": 0})
+    plain.step(plain.valid_actions()[0])
+    assert plain.response_prefix() == "" and plain.step("click[3]")[4]["invalid_action"]
+    with pytest.raises(InvalidArgument, match="numbered_results must be true or false"):
+        agentrl.make("webshop", numbered_results="yes")
+
+
+@pytest.mark.parametrize("numbered", [False, True])
+def test_demonstrations_are_a_whole_oracle_episode_on_a_train_task(numbered):
+    env = agentrl.make("webshop", split="test", numbered_results=numbered)
+    turns = env.demonstrations()
+    actions = [action for _, action in turns]
+    assert len(turns) == 4 and actions[0].startswith("search[")
+    first = re.search(r"^click\[(?:1\] \[)?(\w{10})\]", turns[1][0], re.M).group(1)
+    assert actions[1] == ("click[1]" if numbered else f"click[{first}]")  # the first listed
+    assert actions[-1] == "click[Buy Now]"
+    instruction = turns[0][0].splitlines()[0].removeprefix("Instruction: ")
+    assert instruction in {g.instruction for g in env.shop.goals["train"]}
+    assert turns[1][0].endswith("...")  # the results list is cut to three products
+    env.reset(options={"task_index": 0})
+    replay = agentrl.make("webshop", split="train", numbered_results=numbered)
+    index = [g.instruction for g in env.shop.goals["train"]].index(instruction)
+    replay.reset(options={"task_index": index})
+    for action in actions:
+        *_, info = replay.step(action)
+    assert info["success"]  # the demonstration buys the right product and option
+
+
 def test_search_page_offers_queries_built_from_the_instruction():
     queries = instruction_queries(
         "i need a long clip-in hair extension which is natural looking, and price lower "

@@ -176,3 +176,28 @@ def test_env_stop_strings_and_demonstrations_reach_the_engine_and_prompt(tokeniz
     # Few-shot turns come before the task and are not trained (the prompt has mask 0).
     assert text.count("<|im_start|>assistant\nsearch[") == 1 and "click[B" in text
     assert set(episode.loss_mask[: episode.prompt_length]) == {0}
+
+
+def test_an_env_reply_prefix_starts_the_turn_untrained(tokenizer):
+    # The model writes only what follows "search[" / "click["; the prefix is part of the
+    # sequence the model saw (and of the parsed action) but has loss mask 0.
+    engine = ScriptedEngine(tokenizer, ["red shoes]", "1]", "Buy Now]"])
+    manager = RolloutManager(
+        engine,
+        tokenizer,
+        "webshop",
+        split="test",
+        env_kwargs={"max_turns": 3, "action_prefix": True, "numbered_results": True},
+    )
+    [episode] = run(manager, [0])
+    episode.check()
+    assert episode.num_invalid_actions == 0 and episode.terminated and episode.num_turns == 3
+    text = tokenizer.decode(episode.token_ids)
+    demo = tokenizer.decode(episode.token_ids[: episode.prompt_length])
+    for action in ("search[red shoes]", "click[1]", "click[Buy Now]"):
+        turn = f"<|im_start|>assistant\n{action}<|im_end|>"
+        assert text.count(turn) == demo.count(turn) + 1  # the demonstrations, then ours
+    sampled = [t for t, m in zip(episode.token_ids, episode.loss_mask, strict=True) if m]
+    assert tokenizer.decode(sampled) == "red shoes]1]Buy Now]"
+    request = engine.requests[1].prompt_ids  # the second turn's prompt ends with the prefix
+    assert tokenizer.decode(request).endswith("<|im_start|>assistant\nclick[")

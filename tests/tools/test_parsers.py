@@ -73,15 +73,12 @@ def test_bracket_without_action_names_takes_any_word():
 def test_bracket_failure_says_what_was_expected(text, problem):
     result = make_parser("bracket", WEB).parse(text)
     assert result.action is None
-    assert result.error == (
-        f"{problem} Reply with one action written as name[argument], e.g. search[...]; "
-        "actions: search, click."
-    )
+    assert result.error == f"{problem} Reply with one action: search[...] or click[...]."
 
 
 def test_bracket_hint_without_names_has_an_example():
     assert make_parser("bracket").format_hint() == (
-        "Reply with one action written as name[argument], e.g. search[red shoes]."
+        "Reply with one action written like search[red shoes]."
     )
 
 
