@@ -57,19 +57,19 @@ def any_rank(flag: bool) -> bool:
 
 def sum_over_ranks(value: int) -> int:
     """The sum of `value` over all ranks."""
-    if world_size() == 1:
-        return value
-    tensor = torch.tensor(value)
-    torch.distributed.all_reduce(tensor)
-    return int(tensor.item())
+    return _reduce(value, "SUM")
 
 
 def max_over_ranks(value: int) -> int:
     """The largest `value` of all ranks."""
+    return _reduce(value, "MAX")
+
+
+def _reduce(value: int, op: str) -> int:
     if world_size() == 1:
         return value
     tensor = torch.tensor(value)
-    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    torch.distributed.all_reduce(tensor, op=getattr(torch.distributed.ReduceOp, op))
     return int(tensor.item())
 
 
