@@ -16,10 +16,13 @@ Pages and what can be clicked on them, as in the original text environment:
 | item        | option values, `Description`, `Features`, `Buy Now`, `< Prev`, `Back to Search` |
 | description, features | `< Prev` (back to the item), `Back to Search`              |
 
-Every observation ends with the list of available actions, and an invalid action is
-answered with that list without ending the episode. The reward of a purchase is the
-original's (`reward.get_reward`); `info` at the end carries its components and
-`success` is reward == 1.
+Every observation lists the available actions (on results and item pages the products
+and option values themselves, written as click[...] lines, come last), and an invalid
+action is answered with that list without ending the episode. Two aids for small
+models, off by default: `numbered_results` (click[3] opens the third result) and
+`action_prefix` (the env writes "search[" or "click[" at the start of the reply).
+The reward of a purchase is the original's (`reward.get_reward`); `info` at the end
+carries its components and `success` is reward == 1.
 
 The products come from a generated catalog (`synthetic.py`, `num_products` products,
 default 3000) or, with `data_dir`, from the original WebShop files (`data.py`). The
