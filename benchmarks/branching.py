@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
 
+from common import write_results
 from rich.console import Console
 from rich.table import Table
 
@@ -140,10 +138,7 @@ def main() -> None:
     Console().print(table)
     out = args.out or Path(f"benchmarks/results/branching-{Path(args.model).name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count(), **vars(args)}
-    meta["out"] = str(out)
-    out.write_text(json.dumps({"meta": meta, "modes": rows}, indent=2))
-    print(f"wrote {out}")
+    write_results(out, {"modes": rows}, args, out=out)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,12 @@ spread over repeats, and the JSON keeps every repeat.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from common import write_results
 from rich.console import Console
 from rich.table import Table
 
@@ -71,13 +69,7 @@ def main() -> None:
         )
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
-    args.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, {"results": rows}, args)
 
 
 if __name__ == "__main__":

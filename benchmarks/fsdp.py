@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -32,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results
 
 
 def local_bytes(tensors) -> int:
@@ -161,14 +161,7 @@ def main() -> None:
     Console().print(table)
     out = args.out or Path(f"benchmarks/results/fsdp-{Path(args.model).name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        **{k: str(v) for k, v in vars(args).items()},
-    }
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"wrote {out}")
+    write_results(out, {"results": results}, args)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from common import write_results
 from rich.console import Console
 from rich.table import Table
 
@@ -152,17 +152,13 @@ def main() -> None:
     print("peak = RSS high-water mark minus RSS before the step, fresh process each")
     import torch
 
-    meta = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "method": "peak RSS (ru_maxrss) minus RSS before the step, fresh process per measurement",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(
+        args.out,
+        {"results": rows},
+        args,
+        torch_threads=torch.get_num_threads(),
+        method="peak RSS (ru_maxrss) minus RSS before the step, fresh process per measurement",
+    )
 
 
 if __name__ == "__main__":

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import write_results
 from rich.console import Console
 from rich.table import Table
 
@@ -246,12 +244,7 @@ def main() -> None:
     Console().print(table)
     out = args.out or Path(f"benchmarks/results/rollout-{Path(args.model).name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count(), **vars(args)}
-    meta["out"] = str(out)
-    out.write_text(
-        json.dumps({"meta": meta, "medians": rows, "runs": runs, "ratios": ratios}, indent=2)
-    )
-    print(f"wrote {out}")
+    write_results(out, {"medians": rows, "runs": runs, "ratios": ratios}, args, out=out)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,6 @@ benchmarks/logprobs_memory.py (a fresh process per case; target <= 0.5).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -34,6 +31,7 @@ from agentrl.rollout.trajectory import Episode
 from agentrl.train import _trainable, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results
 from logprobs_memory import measure, parse_case
 
 
@@ -145,16 +143,7 @@ def main() -> None:
     Console().print(table)
     out = args.out or Path(f"benchmarks/results/trainer-{Path(args.model).name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        **{k: str(v) for k, v in vars(args).items()},
-    }
-    out.write_text(
-        json.dumps({"meta": meta, "update": result, "runs": runs, "memory": memory}, indent=2)
-    )
-    print(f"wrote {out}")
+    write_results(out, {"update": result, "runs": runs, "memory": memory}, args)
 
 
 if __name__ == "__main__":

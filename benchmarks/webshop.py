@@ -14,9 +14,6 @@ budget allow). Writes benchmarks/results/webshop.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -37,6 +34,8 @@ from rich.table import Table
 import agentrl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results
+
 from envs import steps_per_second as random_play_steps_per_second
 
 
@@ -112,16 +111,7 @@ def main() -> None:
         table.add_row(name, f"{row['mean_reward']:.3f}", f"{row['success_rate']:.1%}")
     console.print(table)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "num_products": args.num_products,
-        "max_turns": env.max_turns,
-    }
     result = {
-        "meta": meta,
         "build_s": build_s,
         "uncached_search_ms": search,
         "steps": args.steps,
@@ -129,8 +119,7 @@ def main() -> None:
         "median_steps_per_s": statistics.median(runs),
         "test_scores": scores,
     }
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, result, args, max_turns=env.max_turns)
 
 
 if __name__ == "__main__":
