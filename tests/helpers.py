@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from agentrl.core import InvalidAction, Outcome, TextEnv
 
+#: Overrides for a quick training run: the tiny model, full fine-tuning, 2 tasks x 2
+#: samples of 2 short turns.
+SMALL_TRAIN = [
+    "model.name=tiny",
+    "model.lora=false",
+    "rollout.tasks_per_step=2",
+    "rollout.samples_per_task=2",
+    "rollout.max_new_tokens=6",
+    "env.max_turns=2",
+    "log.tensorboard=false",
+    "optim.lr=1e-3",
+]
+
 
 class CountEnv(TextEnv):
     """Say the next number: reply count[N+1] until the target; `add` ends early with success."""

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import agentrl
 from agentrl.cli import app
+from tests.helpers import SMALL_TRAIN
 
 runner = CliRunner()
 
@@ -184,14 +185,8 @@ def test_eval_writes_a_report_for_a_trained_run(tmp_path):
             None,
             [
                 *PRESETS["grpo"],
+                *SMALL_TRAIN,
                 "env.name=guess",
-                "model.name=tiny",
-                "model.lora=false",
-                "rollout.tasks_per_step=2",
-                "rollout.samples_per_task=2",
-                "rollout.max_new_tokens=6",
-                "env.max_turns=2",
-                "log.tensorboard=false",
                 "train.steps=1",
             ],
         ),

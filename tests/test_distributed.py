@@ -16,6 +16,7 @@ from agentrl.distributed import full_state_dict, shard
 from agentrl.models import load_tokenizer, tiny_model
 from agentrl.rollout.trajectory import Episode
 from agentrl.train import PRESETS, _trainable, update
+from tests.helpers import SMALL_TRAIN
 
 
 def episodes(vocab: int) -> list[Episode]:
@@ -117,14 +118,8 @@ def train_worker(rank: int, port: int, path: str, extra: list[str] = ()) -> None
 
 
 TRAIN = [
+    *SMALL_TRAIN,
     "env.name=titlecase",  # rewards differ within groups: every step moves the weights
-    "model.name=tiny",
-    "model.lora=false",
-    "rollout.tasks_per_step=2",
-    "rollout.samples_per_task=2",
-    "rollout.max_new_tokens=6",
-    "env.max_turns=2",
-    "log.tensorboard=false",
     "optim.lr=1e-2",
     "train.steps=2",
 ]

@@ -12,17 +12,9 @@ from agentrl.checkpoint import latest_checkpoint
 from agentrl.monitor import read_metrics
 from agentrl.rollout.trajectory import Episode
 from agentrl.train import PRESETS, train
+from tests.helpers import SMALL_TRAIN
 
-SMALL = [
-    "model.name=tiny",
-    "model.lora=false",
-    "rollout.tasks_per_step=2",
-    "rollout.samples_per_task=2",
-    "rollout.max_new_tokens=6",
-    "env.max_turns=2",
-    "log.tensorboard=false",
-    "optim.lr=1e-3",
-]
+SMALL = SMALL_TRAIN
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
