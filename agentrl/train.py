@@ -47,7 +47,11 @@ from agentrl.algos.batch import (
     token_advantages,
 )
 from agentrl.algos.logprobs import sequence_logprobs
-from agentrl.algos.losses import WHOLE_BATCH_SELECTORS, entropy_aware_advantage
+from agentrl.algos.losses import (
+    ADVANTAGE_WEIGHTED,
+    WHOLE_BATCH_SELECTORS,
+    entropy_aware_advantage,
+)
 from agentrl.algos.registry import (
     aggregate,
     get_advantage,
@@ -550,7 +554,15 @@ def update(
     }
     loss_kwargs = {k: v for k, v in loss_kwargs.items() if k in _params(loss_fn)}
     device = next(model.parameters()).device
-    micro_batches = pack(episodes, config.train.micro_batch_tokens)
+    # Rows with no advantage add nothing to an advantage-weighted loss's gradient: they
+    # are packed apart and run forward only, for their metrics (none under FSDP, whose
+    # backward is collective, nor with KL or regularizers, which train every row).
+    forward_only = _forward_only_rows(config, model, token_adv)
+    micro_batches = [
+        mb
+        for part in ([i for i in range(len(episodes)) if i not in forward_only], forward_only)
+        for mb in _pack_rows(episodes, part, config.train.micro_batch_tokens)
+    ]
     total_tokens = sum(sum(e.loss_mask) for e in episodes)
     total_rows = sum(1 for e in episodes if any(e.loss_mask))
     world = distributed.world_size()
@@ -591,69 +603,73 @@ def update(
             selected = None if selected is None else [*selected, [False, False]]
             micro_batches += [[len(episodes) - 1]] * padding
     sums: dict[str, float] = {}
-    started, fwd_bwd_s = time.perf_counter(), 0.0
+    started, fwd_bwd_s, forward_only_tokens = time.perf_counter(), 0.0, 0
     for epoch in range(config.train.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
         for rows in micro_batches:
             batch = collate(episodes, rows, token_adv).to(device)
             computing = time.perf_counter()
-            logprobs, entropy = _policy_logprobs(
-                model, batch, config.rollout.temperature
-            )  # [B, T], [B, T]
-            advantages = batch.advantages  # [B, T]
-            if algo.entropy_advantage > 0:
-                advantages = entropy_aware_advantage(
+            trains = not set(rows) <= set(forward_only)
+            with torch.set_grad_enabled(trains):
+                logprobs, entropy = _policy_logprobs(
+                    model, batch, config.rollout.temperature
+                )  # [B, T], [B, T]
+                advantages = batch.advantages  # [B, T]
+                if algo.entropy_advantage > 0:
+                    advantages = entropy_aware_advantage(
+                        advantages,
+                        entropy.detach(),
+                        batch.loss_mask,
+                        a=algo.entropy_advantage,
+                        stats=entropy_stats,
+                    )
+                if selected is not None:
+                    loss_kwargs["selected"] = _rows_tensor(selected, batch).to(device)
+                loss, metrics = loss_fn(
+                    logprobs,
+                    batch.old_logprobs,
                     advantages,
-                    entropy.detach(),
                     batch.loss_mask,
-                    a=algo.entropy_advantage,
-                    stats=entropy_stats,
+                    agg=algo.loss_agg,
+                    **loss_kwargs,
                 )
-            if selected is not None:
-                loss_kwargs["selected"] = _rows_tensor(selected, batch).to(device)
-            loss, metrics = loss_fn(
-                logprobs,
-                batch.old_logprobs,
-                advantages,
-                batch.loss_mask,
-                agg=algo.loss_agg,
-                **loss_kwargs,
-            )
-            total = loss * share(algo.loss_agg, batch)
-            if algo.kl_coef > 0:
-                kl, kl_metrics = get_regularizer("kl")(
-                    logprobs=logprobs,
-                    entropy=entropy,
-                    mask=batch.loss_mask,
-                    turn_index=batch.turn_index,
-                    step=step,
-                    total_steps=config.train.steps,
-                    state={},
-                    ref_logprobs=_reference_logprobs(model, reference, batch, config),
-                    coef=algo.kl_coef,
-                )
-                total = total + kl * share("token-mean", batch)
-                metrics = {**metrics, **kl_metrics}
-            for name in algo.regularizers:
-                regularizer = get_regularizer(name)
-                kwargs = algo.regularizer_kwargs.get(name, {})
-                extra, extra_metrics = regularizer(
-                    logprobs=logprobs,
-                    entropy=entropy,
-                    mask=batch.loss_mask,
-                    turn_index=batch.turn_index,
-                    step=step,
-                    total_steps=config.train.steps,
-                    state=state["regularizers"].setdefault(name, {}),
-                    **kwargs,
-                )
-                # A regularizer with an `agg` mode is weighted by it; others (EPO's
-                # nested per-episode means) by their rows.
-                mode = kwargs.get("agg", hyperparameters(regularizer).get("agg", "seq-mean"))
-                total = total + extra * share(mode, batch)
-                metrics = {**metrics, **extra_metrics}
-            total.backward()
+                total = loss * share(algo.loss_agg, batch)
+                if algo.kl_coef > 0:
+                    kl, kl_metrics = get_regularizer("kl")(
+                        logprobs=logprobs,
+                        entropy=entropy,
+                        mask=batch.loss_mask,
+                        turn_index=batch.turn_index,
+                        step=step,
+                        total_steps=config.train.steps,
+                        state={},
+                        ref_logprobs=_reference_logprobs(model, reference, batch, config),
+                        coef=algo.kl_coef,
+                    )
+                    total = total + kl * share("token-mean", batch)
+                    metrics = {**metrics, **kl_metrics}
+                for name in algo.regularizers:
+                    regularizer = get_regularizer(name)
+                    kwargs = algo.regularizer_kwargs.get(name, {})
+                    extra, extra_metrics = regularizer(
+                        logprobs=logprobs,
+                        entropy=entropy,
+                        mask=batch.loss_mask,
+                        turn_index=batch.turn_index,
+                        step=step,
+                        total_steps=config.train.steps,
+                        state=state["regularizers"].setdefault(name, {}),
+                        **kwargs,
+                    )
+                    # A regularizer with an `agg` mode is weighted by it; others (EPO's
+                    # nested per-episode means) by their rows.
+                    mode = kwargs.get("agg", hyperparameters(regularizer).get("agg", "seq-mean"))
+                    total = total + extra * share(mode, batch)
+                    metrics = {**metrics, **extra_metrics}
+                if trains:
+                    total.backward()
             fwd_bwd_s += time.perf_counter() - computing
+            forward_only_tokens += 0 if trains or epoch else int(batch.attention_mask.sum())
             with torch.no_grad():
                 mismatch = batch.old_logprobs - logprobs  # [B, T] engine vs trainer
                 valid = entropy[batch.loss_mask > 0]  # [N]
@@ -674,6 +690,9 @@ def update(
                 )
         if world > 1 and not is_sharded(model):  # FSDP has reduced them in backward
             sum_gradients(model)
+        for parameter in model.parameters():  # no row trained: a step on zero gradients
+            if parameter.requires_grad and parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
         grad_norm = local_value(
             torch.nn.utils.clip_grad_norm_(
                 [p for p in model.parameters() if p.requires_grad], config.optim.max_grad_norm
@@ -692,8 +711,29 @@ def update(
     update_s = time.perf_counter() - started
     out["perf/update_s"] = update_s
     out["perf/fwd_bwd_share"] = fwd_bwd_s / max(update_s, 1e-9)
+    sequence_tokens = sum(len(e.token_ids) for e in episodes)
+    out["perf/forward_only_share"] = forward_only_tokens / max(sequence_tokens, 1)
     out["perf/train_tokens_per_s"] = total_tokens * config.train.ppo_epochs / max(update_s, 1e-9)
     return out
+
+
+def _forward_only_rows(config: Config, model: Any, token_adv: list[list[float]]) -> list[int]:
+    """Episodes whose tokens all have advantage 0, when the objective gives them no
+    gradient (an advantage-weighted loss, no KL, no regularizer, no sharding)."""
+    algo = config.algorithm
+    if (
+        algo.loss not in ADVANTAGE_WEIGHTED
+        or algo.regularizers
+        or algo.kl_coef > 0
+        or is_sharded(model)
+    ):
+        return []
+    return [i for i, values in enumerate(token_adv) if not any(values)]
+
+
+def _pack_rows(episodes: list[Episode], rows: list[int], budget: int) -> list[list[int]]:
+    """`pack` over the episodes `rows`, as indices into `episodes`."""
+    return [[rows[k] for k in mb] for mb in pack([episodes[i] for i in rows], budget)]
 
 
 def _hard_attribution(

@@ -420,3 +420,47 @@ def test_periodic_evaluation_on_the_valid_split(tmp_path):
     assert report["split"] == "valid" and report["episodes"] == 2
     assert evaluated[0]["eval/valid_mean_reward"] == report["mean_reward"]
     assert "eval/valid_turns" not in result.metrics[0]
+
+
+def test_rows_without_advantage_run_forward_only_and_change_nothing(monkeypatch):
+    # Group t1 ties (rewards all 1), so its rows have advantage 0: under ppo_clip they
+    # run forward only. The update, its metrics, and a following step whose groups all
+    # tie (zero gradients, AdamW's momentum still moves) equal the all-backward path.
+    import agentrl.train as train_module
+    from agentrl.models import load_tokenizer, tiny_model
+    from agentrl.train import _trainable, update
+
+    def batch(rewards):
+        generator = torch.Generator().manual_seed(len(rewards))
+        out = []
+        for i, reward in enumerate(rewards):
+            episode = Episode(f"e{i}", "x", f"t{i // 4}", "train", 0, i // 4, i % 4, reward)
+            ids = torch.randint(0, 500, (20 + 3 * i,), generator=generator).tolist()
+            episode.append(ids[:12], 0, 0)
+            episode.append(ids[12:], 1, 1, [-2.0] * (len(ids) - 12), [1.0] * (len(ids) - 12))
+            episode.num_turns = 1
+            out.append(episode)
+        return out
+
+    config = agentrl.load_config(None, [*SMALL, "optim.lr=1e-2", "train.micro_batch_tokens=64"])
+    results = []
+    for skipping in (True, False):
+        if not skipping:
+            monkeypatch.setattr(train_module, "ADVANTAGE_WEIGHTED", frozenset())
+        model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr)
+        state = {"regularizers": {}}
+        first = update(config, model, optimizer, batch([0, 1, 2, 0, 1, 1, 1, 1]), state, 0)
+        second = update(config, model, optimizer, batch([1.0] * 8), state, 1)
+        results.append((first, second, {k: v.clone() for k, v in model.state_dict().items()}))
+    (first, second, weights), (first_ref, second_ref, weights_ref) = results
+    assert 0 < first["perf/forward_only_share"] < 1 and second["perf/forward_only_share"] == 1
+    assert first_ref["perf/forward_only_share"] == 0
+    for key in ("train/loss", "train/entropy", "train/logprob_mismatch_kl", "train/grad_norm"):
+        assert first[key] == pytest.approx(first_ref[key], rel=1e-5, abs=1e-7), key
+    assert second["train/grad_norm"] == 0 == second_ref["train/grad_norm"]
+    assert second["train/entropy"] == pytest.approx(second_ref["train/entropy"], rel=1e-5)
+    for key, value in weights_ref.items():
+        assert torch.allclose(weights[key], value, atol=1e-6), key
+    initial = tiny_model(load_tokenizer("tiny"), seed=0).state_dict()
+    assert any(not torch.allclose(weights[k], initial[k]) for k in initial)

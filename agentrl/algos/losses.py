@@ -271,6 +271,11 @@ def kl_cov(
 #: current policy's on an on-policy first pass) and passes the pick as `selected`.
 WHOLE_BATCH_SELECTORS = {"clip_cov": clip_cov_select, "kl_cov": kl_cov_select}
 
+#: Losses whose every token's value and gradient are 0 where its advantage is 0 (they
+#: are A times a function of the ratio): the trainer runs rows with no advantage
+#: forward only (for their metrics) when nothing else in the objective needs them.
+ADVANTAGE_WEIGHTED = frozenset({"ppo_clip", "aepo"})
+
 
 def entropy_aware_advantage(
     advantages: Tensor,
