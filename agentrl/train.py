@@ -634,14 +634,17 @@ def update(
                     **loss_kwargs,
                 )
                 total = loss * share(algo.loss_agg, batch)
+                terms = {  # what every regularizer sees
+                    "logprobs": logprobs,
+                    "entropy": entropy,
+                    "mask": batch.loss_mask,
+                    "turn_index": batch.turn_index,
+                    "step": step,
+                    "total_steps": config.train.steps,
+                }
                 if algo.kl_coef > 0:
                     kl, kl_metrics = get_regularizer("kl")(
-                        logprobs=logprobs,
-                        entropy=entropy,
-                        mask=batch.loss_mask,
-                        turn_index=batch.turn_index,
-                        step=step,
-                        total_steps=config.train.steps,
+                        **terms,
                         state={},
                         ref_logprobs=_reference_logprobs(model, reference, batch, config),
                         coef=algo.kl_coef,
@@ -652,14 +655,7 @@ def update(
                     regularizer = get_regularizer(name)
                     kwargs = algo.regularizer_kwargs.get(name, {})
                     extra, extra_metrics = regularizer(
-                        logprobs=logprobs,
-                        entropy=entropy,
-                        mask=batch.loss_mask,
-                        turn_index=batch.turn_index,
-                        step=step,
-                        total_steps=config.train.steps,
-                        state=state["regularizers"].setdefault(name, {}),
-                        **kwargs,
+                        **terms, state=state["regularizers"].setdefault(name, {}), **kwargs
                     )
                     # A regularizer with an `agg` mode is weighted by it; others (EPO's
                     # nested per-episode means) by their rows.
