@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import time
 from collections.abc import Sequence
@@ -133,6 +134,7 @@ class HFEngine:
         self.stop_token_ids = frozenset(int(t) for t in stop_token_ids if t is not None)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.vocab_size = model.get_input_embeddings().num_embeddings
+        self._cache_kwarg = cache_keyword(model)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.stats = EngineStats()
         # With a sliding attention window, the mask counts cache columns rather than
@@ -347,8 +349,8 @@ class HFEngine:
             input_ids=tokens[:, None],
             attention_mask=batch.attention,
             position_ids=batch.positions[:, None],
-            past_key_values=batch.cache,
             use_cache=True,
+            **{self._cache_kwarg: batch.cache},
         ).logits[:, -1, :]  # [B, V]
         return batch
 
@@ -385,8 +387,8 @@ class HFEngine:
             input_ids=input_ids,
             attention_mask=attention,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **{self._cache_kwarg: cache},
             logits_to_keep=1,
         ).logits[:, -1, :]  # [B, V]
         return _Batch(
@@ -455,6 +457,18 @@ def _answer(sequence: _Sequence, result: Completion | BaseException) -> None:
 def _sample_seed(seed: int, index: int) -> int:
     """The seed of sample `index` of a request: distinct streams for adjacent seeds."""
     return (seed * 0x9E3779B1 + index * 0x85EBCA77) % (2**63)
+
+
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The name under which `model.forward` takes its KV cache.
+
+    transformers 5.24 renamed `past_key_values` to `cache` (the old name warns, and goes
+    in 5.40); earlier 5.x releases know only `past_key_values`. Asking the signature,
+    rather than the version, also serves model classes converted at another release.
+    """
+    forward = getattr(model, "get_base_model", lambda: model)().forward
+    parameters = inspect.signature(forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _generation_eos(model: torch.nn.Module) -> list[int]:

@@ -306,3 +306,39 @@ def test_sliding_window_models_do_not_reuse_prefixes(tokenizer):
     )
     engine = HFEngine(MistralForCausalLM(config), tokenizer)
     assert engine.prefix_cache.max_bytes == 0
+
+
+def test_forward_calls_use_the_cache_keyword_of_the_installed_transformers(tiny, tokenizer):
+    import inspect
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    from agentrl.engines.hf import cache_keyword
+
+    named = set(inspect.signature(tiny.forward).parameters)
+    expected = "cache" if "cache" in named else "past_key_values"
+    assert cache_keyword(tiny) == expected
+    lora = get_peft_model(tiny, LoraConfig(r=2, target_modules=["q_proj"]))
+    try:
+        assert cache_keyword(lora) == expected  # asks the wrapped model, not peft's **kwargs
+        engine = HFEngine(lora, tokenizer, max_batch_size=4)
+        prompt = words(tokenizer, "Hello there")
+
+        async def go():
+            first = await engine.generate(
+                [GenerationRequest(prompt, SamplingParams(max_new_tokens=4, seed=0))]
+            )
+            # The next turn reuses the stored prefix: a prefill over a non-empty cache.
+            longer = prompt + first[0][0].token_ids + words(tokenizer, " ok")
+            await engine.generate(
+                [GenerationRequest(longer, SamplingParams(max_new_tokens=4, seed=1))]
+            )
+            await engine.close()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a deprecation on any forward call fails here
+            run(go())
+        assert engine.stats.prefill_tokens < 2 * len(prompt) + 8
+    finally:
+        lora.unload()
