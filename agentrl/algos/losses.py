@@ -116,7 +116,11 @@ def aepo(
     """
     _check_clip(clip_eps_low, clip_eps_high, dual_clip_c)
     ratio = _ratio(logprobs, old_logprobs)  # [B, T]
-    upper = (1 + clip_eps_high) * ratio / ratio.detach()  # [B, T], value 1+ε_high
+    # δ/sg(δ) = exp(log δ − sg(log δ)): value 1, gradient 1 with respect to log π at any
+    # ratio. Built from the unclamped log-ratio, so that tokens beyond the clamp of
+    # `_ratio` keep their gradient (the clamped δ/sg(δ) has none there).
+    log_ratio = logprobs - old_logprobs  # [B, T]
+    upper = (1 + clip_eps_high) * torch.exp(log_ratio - log_ratio.detach())  # [B, T]
     loss, metrics = _clipped_loss(
         ratio, upper, advantages, mask, clip_eps_low, clip_eps_high, dual_clip_c
     )

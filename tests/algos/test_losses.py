@@ -89,6 +89,19 @@ def test_ebpo_keeps_a_gradient_above_the_upper_bound():
     assert metrics["ebpo_kept_frac"].item() == pytest.approx(1 / 6)
 
 
+def test_ebpo_keeps_its_gradient_beyond_the_log_ratio_clamp():
+    # log δ = 25 and 60, beyond the ±20 clamp of the ratio; A = +2, ε_high = 0.28.
+    # Each token's loss is −A·(1+ε_h) in value, with gradient −A·(1+ε_h) = −2.56; the
+    # token-mean over 2 tokens halves it: −1.28 each. PPO-clip gives 0 there.
+    logprobs = torch.tensor([[5.0, 10.0]], requires_grad=True)
+    old = torch.tensor([[-20.0, -50.0]])
+    adv = torch.full((1, 2), 2.0)
+    loss, _ = aepo(logprobs, old, adv, torch.ones(1, 2), clip_eps_high=0.28)
+    loss.backward()
+    assert loss.item() == pytest.approx(-2.56)
+    assert torch.allclose(logprobs.grad, torch.full((1, 2), -1.28))
+
+
 # Clip-Cov / KL-Cov: four valid tokens and one masked-out garbage token.
 # A = [2, 1, 0, -3] (mean 0), logπ = [-1, -2, -3, -6] (mean -3)
 # cov = A · (logπ + 3) = [2·2, 1·1, 0·0, -3·-3] = [4, 1, 0, 9]
