@@ -92,6 +92,10 @@ class Goal(_Shared):
     """The target product's category path (type reward)."""
     name: str
     """The target product's title (type reward)."""
+    option_names: tuple[str, ...] | None = None
+    """The option name of each of `options` when the goal names them (the original's
+    synthetic goals, whose options are a mapping); None for a plain list of values (the
+    human goals). The reward compares named options as the original does."""
 
 
 @dataclass(eq=False)

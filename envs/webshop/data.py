@@ -12,19 +12,31 @@ product files or the full ones; without a suffix wins when both are there):
   `category`, `query` and `product_category` ("a › b › c");
 - `items_ins_v2*.json`: asin -> {"attributes": [...], ...}, the products' attributes;
 - `items_human_ins.json`: asin -> [{"instruction", "instruction_attributes",
-  "instruction_options", ...}], the instructions people wrote (the tasks).
+  "instruction_options", ...}], the instructions people wrote (the human goals).
 
-Loading follows the original `engine.load_products` and `goal.get_human_goals`: asins
-that are "nan" or longer than 10 characters are skipped, as are repeats; option values
-are lowercased with "/" written " | "; a price range is bought at a price drawn
-uniformly inside it; instructions without attributes are skipped, and the others get
+The tasks are the human goals (`goals="human"`, the default) or the synthetic ones
+(`goals="synthetic"`), as the original text env's `human_goals` flag chooses:
+
+- human (`goal.get_human_goals`): one goal per instruction that has attributes, its
+  options the instruction's option values;
+- synthetic (`goal.get_synthetic_goals`): for every product whose `items_ins_v2` entry
+  has an `instruction`, one goal per combination of its option values (option names
+  sorted), the instruction followed by " with color: black, and size: large"; the
+  options are named, and the reward compares them as the original does
+  (`reward.goal_option_targets`).
+
+Loading follows the original `engine.load_products`: asins that are "nan" or longer
+than 10 characters are skipped, as are repeats; option values are lowercased with "/"
+written " | "; a price range is bought at a price drawn uniformly inside it; goals get
 the original's price bound and ", and price lower than X dollars". Splits are the
 original's: goals shuffled with seed 233, test first (500), then valid (1000), train
 the rest (`catalog.split_goals`).
 
 Departures: the price draws use a seeded generator (the original's were unseeded, so
-its prices and bounds changed between runs), and products missing from the attributes
-file get no attributes (the original's placeholder "DUMMY_ATTR" never matches anyway).
+its prices and bounds changed between runs); products missing from the attributes
+file get no attributes (the original's placeholder "DUMMY_ATTR" never matches anyway);
+for synthetic goals, a product missing from the attributes file, or whose instruction
+has no attributes, gets no goal (the original stops with a KeyError or an assertion).
 Reviews and images are not loaded: text mode has no use for images, and the item page
 has no Reviews button. The search index is built in memory on loading: seconds for the
 1000-product files, minutes for the full 1.18M products (`num_products` keeps fewer).
@@ -33,6 +45,7 @@ has no Reviews button. The search index is built in memory on loading: seconds f
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import random
 import re
@@ -55,11 +68,22 @@ from agentrl.errors import InvalidArgument
 DEFAULT_PRICE = 100.0
 
 
-def load_shop(data_dir: str | Path, num_products: int | None = None, seed: int = 0) -> Shop:
-    """The shop of the WebShop files in `data_dir`, its first `num_products` products.
+GOAL_KINDS = ("human", "synthetic")
 
-    Cached per (directory, num_products, seed): every env on the same files shares it.
+
+def load_shop(
+    data_dir: str | Path, num_products: int | None = None, seed: int = 0, goals: str = "human"
+) -> Shop:
+    """The shop of the WebShop files in `data_dir`, its first `num_products` products,
+    with the human or the synthetic goals.
+
+    Cached per (directory, num_products, seed, goals): every env on the same files shares it.
     """
+    if goals not in GOAL_KINDS:
+        raise InvalidArgument(
+            f"goals must be 'human' (the instructions people wrote) or 'synthetic' (one per "
+            f"product option combination, from items_ins_v2); got {goals!r}."
+        )
     if num_products is not None and (
         isinstance(num_products, bool) or not isinstance(num_products, int) or num_products < 1
     ):
@@ -73,27 +97,39 @@ def load_shop(data_dir: str | Path, num_products: int | None = None, seed: int =
             "is not one. Download them with princeton-nlp/WebShop's setup.sh, or leave "
             "data_dir unset for the generated catalog."
         )
-    return _load_shop(str(directory), num_products, seed)
+    return _load_shop(str(directory), num_products, seed, goals)
 
 
 @functools.cache
-def _load_shop(directory: str, num_products: int | None, seed: int) -> Shop:
+def _load_shop(directory: str, num_products: int | None, seed: int, goal_kind: str) -> Shop:
     root = Path(directory)
     items = _read_json(_find(root, "items_shuffle"), list)
     attributes = _read_json(_find(root, "items_ins_v2"), dict)
-    human = _read_json(_find(root, "items_human_ins"), dict)
+    human = _read_json(_find(root, "items_human_ins"), dict) if goal_kind == "human" else {}
     if num_products is not None:
         items = items[:num_products]  # the original's files are shuffled already
 
     rng = random.Random(f"webshop-data-{seed}")
     products: list[Product] = []
+    option_lists: list[dict[str, list[str]]] = []
     seen: set[str] = set()
     for record in items:
         asin = str(record.get("asin", ""))
         if asin == "nan" or not asin or len(asin) > 10 or asin in seen:
             continue
         seen.add(asin)
-        products.append(_product(record, attributes.get(asin) or {}, rng))
+        option_lists.append(_option_lists(record))
+        products.append(_product(record, option_lists[-1], attributes.get(asin) or {}, rng))
+
+    if goal_kind == "synthetic":
+        goals = _synthetic_goals(products, option_lists, attributes, rng)
+        if len(goals) < 3:
+            raise InvalidArgument(
+                f"{directory} gives {len(goals)} synthetic goals; each split needs one. "
+                "items_ins_v2 should map product asins (found in items_shuffle) to entries "
+                "with an instruction and non-empty instruction_attributes."
+            )
+        return Shop(products=tuple(products), goals=split_goals(goals), source=directory)
 
     goals: list[Goal] = []
     for product in products:
@@ -102,7 +138,9 @@ def _load_shop(directory: str, num_products: int | None, seed: int) -> Shop:
             if not goal_attributes:
                 continue  # the original skips these too
             options = entry.get("instruction_options") or []
-            if isinstance(options, dict):
+            names = None
+            if isinstance(options, dict):  # named: compared as the original compares them
+                names = tuple(str(n) for n in options)
                 options = list(options.values())
             price_upper = price_upper_bound(product.price, rng)
             goals.append(
@@ -112,6 +150,7 @@ def _load_shop(directory: str, num_products: int | None, seed: int) -> Shop:
                     instruction=str(entry["instruction"]).strip(".") + price_clause(price_upper),
                     attributes=goal_attributes,
                     options=tuple(str(o) for o in options),
+                    option_names=names,
                     price_upper=price_upper,
                     query=product.query,
                     category_path=product.category_path,
@@ -141,7 +180,60 @@ def parse_pricing(pricing: Any) -> list[float]:
     return prices[:2]
 
 
-def _product(record: dict[str, Any], attributes: dict[str, Any], rng: random.Random) -> Product:
+def _synthetic_goals(
+    products: list[Product],
+    option_lists: list[dict[str, list[str]]],
+    attributes: dict[str, Any],
+    rng: random.Random,
+) -> list[Goal]:
+    """The original's synthetic goals: one per combination of a product's option values."""
+    goals: list[Goal] = []
+    for product, options in zip(products, option_lists, strict=True):
+        entry = attributes.get(product.asin) or {}
+        text = entry.get("instruction")
+        goal_attributes = tuple(str(a) for a in entry.get("instruction_attributes") or ())
+        if text is None or not goal_attributes:
+            continue
+        price_upper = price_upper_bound(product.price, rng)  # one bound per product
+        names = sorted(options)
+        for k, values in enumerate(itertools.product(*(options[n] for n in names))):
+            wanted = ", and ".join(f"{n}: {v}" for n, v in zip(names, values, strict=True))
+            goals.append(
+                Goal(
+                    task_id=f"webshop-{product.asin}-s{k}",
+                    asin=product.asin,
+                    instruction=f"{text}{' with ' + wanted if wanted else ''}"
+                    + price_clause(price_upper),
+                    attributes=goal_attributes,
+                    options=tuple(values),
+                    option_names=tuple(names),
+                    price_upper=price_upper,
+                    query=product.query,
+                    category_path=product.category_path,
+                    name=product.title,
+                )
+            )
+    return goals
+
+
+def _option_lists(record: dict[str, Any]) -> dict[str, list[str]]:
+    """Option name -> values as the original keeps them: lowercased, "/" written " | ",
+    repeats and empty lists kept (they shape the synthetic goals' combinations)."""
+    options: dict[str, list[str]] = {}
+    for name, contents in (record.get("customization_options") or {}).items():
+        if contents is None:
+            continue
+        values = [str(c.get("value", "")).strip().replace("/", " | ").lower() for c in contents]
+        options[str(name).lower()] = values
+    return options
+
+
+def _product(
+    record: dict[str, Any],
+    option_lists: dict[str, list[str]],
+    attributes: dict[str, Any],
+    rng: random.Random,
+) -> Product:
     prices = parse_pricing(record.get("pricing"))
     if not prices:
         price, price_text = DEFAULT_PRICE, f"${DEFAULT_PRICE}"
@@ -149,12 +241,10 @@ def _product(record: dict[str, Any], attributes: dict[str, Any], rng: random.Ran
         price, price_text = prices[0], f"${prices[0]}"
     else:
         price, price_text = rng.uniform(*prices), f"${prices[0]} to ${prices[1]}"
-    options: dict[str, tuple[str, ...]] = {}
-    for name, contents in (record.get("customization_options") or {}).items():
-        if not contents:
-            continue
-        values = (str(c.get("value", "")).strip().replace("/", " | ").lower() for c in contents)
-        options[str(name).lower()] = tuple(dict.fromkeys(v for v in values if v))
+    # Shown once each: repeats and empty values are left off the page.
+    options = {
+        name: tuple(dict.fromkeys(v for v in values if v)) for name, values in option_lists.items()
+    }
     bullets = record.get("small_description") or []
     if isinstance(bullets, str):
         bullets = [bullets]

@@ -70,6 +70,9 @@ class WebShopEnv(TextEnv):
             original data (price ranges, price bounds).
         data_dir: a directory with the original WebShop JSON files (see `data.py`);
             None uses the generated catalog.
+        goals: with `data_dir`, "human" (the instructions people wrote, the default) or
+            "synthetic" (one goal per product option combination, from items_ins_v2), as
+            the original's `human_goals` flag; the generated catalog has its own goals.
         max_turns: step budget; default 15.
         render_mode: None or "ansi".
         action_prefix: start each reply for the agent with what the page allows,
@@ -103,6 +106,7 @@ class WebShopEnv(TextEnv):
         num_products: int | None = None,
         catalog_seed: int = 0,
         data_dir: str | Path | None = None,
+        goals: str = "human",
         max_turns: int | None = None,
         render_mode: str | None = None,
         action_prefix: bool = False,
@@ -120,11 +124,16 @@ class WebShopEnv(TextEnv):
         if isinstance(catalog_seed, bool) or not isinstance(catalog_seed, int):
             raise InvalidArgument(f"catalog_seed must be an integer; got {catalog_seed!r}.")
         if data_dir is None:
+            if goals != "human":
+                raise InvalidArgument(
+                    f"goals={goals!r} needs data_dir (the original WebShop files); the "
+                    "generated catalog has its own goals. Leave goals unset, or set data_dir."
+                )
             self.shop: Shop = synthetic_shop(
                 DEFAULT_NUM_PRODUCTS if num_products is None else num_products, catalog_seed
             )
         else:
-            self.shop = load_shop(data_dir, num_products, catalog_seed)
+            self.shop = load_shop(data_dir, num_products, catalog_seed, goals)
         self.goal: Goal | None = None
         self.page = "search"
         self.keywords = ""

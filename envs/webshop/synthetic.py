@@ -141,7 +141,7 @@ def _product(
     )
     text = " ".join((title, description, *bullets)).lower()
     options = {
-        name: _pick_values(name, vocab.OPTION_POOLS[pool], text, rng) for name, pool in kind.options
+        name: _pick_values(vocab.OPTION_POOLS[pool], text, rng) for name, pool in kind.options
     }
     low, high = kind.price
     # Log-uniform: many cheap products and a long tail of dear ones, as in real shops.
@@ -162,22 +162,24 @@ def _product(
     return product, f"{variant} {kind.noun}{audience.lower()}"
 
 
-def _pick_values(
-    name: str, pool: tuple[str, ...], text: str, rng: random.Random
-) -> tuple[str, ...]:
+def _pick_values(pool: tuple[str, ...], text: str, rng: random.Random) -> tuple[str, ...]:
     """2-5 values of one option that the reward tells apart.
 
-    A value is skipped when the reward would count it as another chosen value (fuzzy
-    match, or the same color after `normalize_color`), or when the product's text
-    contains it (the reward counts such an option as matched whatever was asked).
-    Then buying a wrong value really costs reward.
+    A value is skipped when the reward would count it as another chosen value, or the
+    other way round (fuzzy match after `normalize_color`: "18 inch" and "14 inch" score
+    86), or when the product's text contains it. Then buying a wrong value really costs
+    reward.
     """
     wanted = rng.randint(2, 5)
     chosen: list[str] = []
     for value in rng.sample(pool, len(pool)):
         if value in text or normalize_color(value) in text:
             continue
-        if option_matches(name, value, chosen):
+        if any(
+            option_matches([value], normalize_color(c))
+            or option_matches([c], normalize_color(value))
+            for c in chosen
+        ):
             continue
         chosen.append(value)
         if len(chosen) == wanted:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import random
 import re
 import statistics
 import time
+import warnings
 
 import pytest
 from agentrl.envs.webshop import WebShopEnv
@@ -17,7 +20,13 @@ from agentrl.envs.webshop.baselines import (
 )
 from agentrl.envs.webshop.catalog import Goal, Product, instruction_queries
 from agentrl.envs.webshop.data import load_shop, parse_pricing
-from agentrl.envs.webshop.reward import get_reward, normalize_color
+from agentrl.envs.webshop.reward import (
+    fuzzy,
+    get_reward,
+    goal_option_targets,
+    normalize_color,
+    title_words,
+)
 from agentrl.envs.webshop.synthetic import synthetic_shop
 from agentrl.envs.webshop.vocab import HELD_OUT_TEMPLATES
 
@@ -241,8 +250,12 @@ RIGHT = {"color": "black", "size": "18 inch"}
         (_product(), _goal(), 25.0, RIGHT, (1.0, 1.0, 1.0, 1.0)),
         # Wrong color: 4 of 5 parts.
         (_product(), _goal(), 25.0, {**RIGHT, "color": "blonde"}, (0.8, 1.0, 0.5, 1.0)),
-        # Size compares exactly: "18 inches" is not "18 inch".
-        (_product(), _goal(), 25.0, {**RIGHT, "size": "18 inches"}, (0.8, 1.0, 0.5, 1.0)),
+        # Size compares fuzzily too, as in the original: "18 inches" scores 88 against
+        # "18 inch", and even "14 inch" scores 86 (> 85), so both count.
+        (_product(), _goal(), 25.0, {**RIGHT, "size": "18 inches"}, (1.0, 1.0, 1.0, 1.0)),
+        (_product(), _goal(), 25.0, {**RIGHT, "size": "14 inch"}, (1.0, 1.0, 1.0, 1.0)),
+        # A size that does not fuzzy-match: 4 of 5 parts.
+        (_product(), _goal(), 25.0, {**RIGHT, "size": "x-large"}, (0.8, 1.0, 0.5, 1.0)),
         # Over the price bound.
         (_product(), _goal(), 35.0, RIGHT, (0.8, 1.0, 1.0, 0.0)),
         # A goal attribute the product lacks, in its attributes and its text.
@@ -282,16 +295,94 @@ def test_type_reward_from_query_category_and_title(title, r_type):
     assert info.r_type == info.reward == r_type
 
 
-def test_option_matches_are_capped_at_the_goal_options():
-    # Both chosen values appear in the text, but the goal asks for one option only.
-    product = _product(description="Black hair, 14 inch long.", attributes=("natural looking",))
-    info = get_reward(
-        product,
-        _goal(attributes=("natural looking",), options=("black",)),
-        25.0,
-        {"color": "black", "size": "14 inch"},
-    )
+def test_a_wrong_option_mentioned_in_the_product_text_never_counts():
+    # The product's text says "blonde", but the goal asks for black: buying blonde
+    # misses one option (earlier versions counted text mentions and scored 1.0).
+    product = _product(description="Blonde hair, 18 inch long.")
+    info = get_reward(product, _goal(), 25.0, {"color": "blonde", "size": "18 inch"})
+    assert (info.reward, info.r_option) == pytest.approx((0.8, 0.5))
+    # Extra chosen options never push the count past the goal's options.
+    info = get_reward(product, _goal(options=("black",)), 25.0, {"a": "black", "b": "black"})
     assert info.r_option == 1.0 and info.reward == 1.0
+
+
+def test_every_wrong_option_purchase_of_the_generated_catalog_is_short_of_success():
+    shop = synthetic_shop(3000, 0)
+    checked = 0
+    for goal in shop.goals["test"][:200]:
+        product = shop.by_asin[goal.asin]
+        right = {n: v for n, vs in product.options.items() for v in vs if v in goal.options}
+        for name, values in product.options.items():
+            if not set(values) & set(goal.options):
+                continue  # an option the goal does not ask for
+            for wrong in values:
+                if wrong in goal.options:
+                    continue
+                info = get_reward(product, goal, product.price, {**right, name: wrong})
+                assert info.reward < 1.0, (goal.instruction, name, wrong)
+                checked += 1
+    assert checked > 200
+
+
+def test_named_goal_options_compare_as_the_original_pairs():
+    # The original passes a mapping's items(): ("color", "grey") normalizes to "grey"
+    # (a color word in the pair); ("size", "XL") stays a pair whose text is "size xl",
+    # which "XL" matches; ("amount", "pack of 12") is not matched by "grey" or "XL".
+    goal = _goal(options=("grey", "XL"), option_names=("color", "size"))
+    info = get_reward(_product(), goal, 25.0, {"color": "grey", "size": "XL"})
+    assert info.r_option == 1.0 and info.reward == 1.0
+    goal = _goal(options=("grey", "XL", "pack of 12"), option_names=("color", "size", "amount"))
+    info = get_reward(_product(), goal, 25.0, {"color": "grey", "size": "XL"})
+    assert info.r_option == pytest.approx(2 / 3) and info.reward == pytest.approx(5 / 6)
+    assert goal_option_targets(goal) == ["grey", ("size", "XL"), ("amount", "pack of 12")]
+
+
+def test_title_overlap_divides_by_the_goal_title_words_with_repeats():
+    # Goal words: shoe, rack, shoe, organizer (4); shared distinct words: shoe (1).
+    other = _product(title="Shoe Box", query="other", category_path="x › y › z")
+    info = get_reward(other, _goal(name="Shoe Rack Shoe Organizer"), 25.0, RIGHT)
+    assert info.title_score == 0.25 and info.r_type == 1.0
+    assert title_words("Clip-In Hair, 2-Pack") == ["clip", "hair", "pack"]
+
+
+def _thefuzz_token_set_ratio():
+    """The original's scorer: thefuzz 0.19.0 on difflib (WebShop installs no Levenshtein)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns that it runs on difflib: that is the point
+        from thefuzz import fuzz
+    if fuzz.SequenceMatcher is not difflib.SequenceMatcher:
+        pytest.skip("python-Levenshtein is installed, so thefuzz is not the original's scorer")
+    return fuzz.token_set_ratio
+
+
+def test_fuzzy_equals_the_original_scorer():
+    original = _thefuzz_token_set_ratio()
+    known = [
+        ("crème brûlée", "creme brulee", 86),  # characters 128-255 are deleted first
+        ("snake_case", "snake case", 50),  # "_" is a word character
+        ("14 inch", "18 inch", 86),
+        ("natural looking", "natural-looking", 100),
+        (("size", "XL"), "XL", 100),  # a pair reads as its text
+    ]
+    for a, b, score in known:
+        assert fuzzy(a, b) == original(a, b) == score, (a, b)
+    words = str.split(
+        "inch inches 18 14 x-large large navy blue white black pack of 12 oz fl ounce "
+        "natural looking long-lasting snake_case café cafe crème creme ø ß İ １ ǅ"
+    )
+    rng = random.Random(0)
+    for _ in range(3000):
+        a, b = (
+            " ".join(rng.choice(words) for _ in range(rng.randint(0, 4)))
+            + rng.choice(["", "!", "-x", " Ünï"])
+            for _ in range(2)
+        )
+        assert fuzzy(a, b) == original(a, b), (a, b)
+    shop = synthetic_shop(3000, 0)
+    for product in shop.products[:300]:
+        for have in product.attributes:
+            for wanted in shop.products[0].attributes:
+                assert fuzzy(have, wanted) == original(have, wanted)
 
 
 def test_normalize_color_matches_the_original():
@@ -401,7 +492,11 @@ def _write_original_files(root) -> None:
                 "images": [""],
             }
         )
-        attributes[asin] = {"attributes": atts, "instruction": f"i want a {noun}"}
+        attributes[asin] = {
+            "attributes": atts,
+            "instruction": f"i want a {noun}",
+            "instruction_attributes": [atts[0]],
+        }
         human[asin] = [
             {
                 "asin": asin,
@@ -465,6 +560,27 @@ def test_the_original_files_give_playable_tasks_with_the_same_reward(tmp_path):
     _, reward, _, _, info = env.step("click[Buy Now]")
     product = env.shop.by_asin[env.asin]
     assert reward == get_reward(product, env.goal, product.price, {}).reward == info["reward"]
+
+
+def test_the_original_synthetic_goals_load_and_play(tmp_path):
+    _write_original_files(tmp_path)
+    shop = load_shop(tmp_path, goals="synthetic")
+    goals = [g for split in shop.goals.values() for g in split]
+    # 8 products with 2 colors x 2 sizes, 4 without options: 8 * 4 + 4 goals.
+    assert len(goals) == 36 and len({g.task_id for g in goals}) == 36
+    by_id = {g.task_id: g for g in goals}
+    first = by_id["webshop-B000000000-s1"]  # names sorted: color, then size
+    assert first.instruction.startswith("i want a t-shirt with color: black, and size: x-large")
+    assert first.options == ("black", "x-large") and first.option_names == ("color", "size")
+    assert first.attributes == ("machine washable",)
+    assert by_id["webshop-B000000002-s0"].option_names == ()
+    env = WebShopEnv(split="train", data_dir=tmp_path, goals="synthetic")
+    for index in range(env.num_tasks("train")):
+        assert play(env, oracle_policy, index) == (1.0, True), env.goal.instruction
+    with pytest.raises(InvalidArgument, match="needs data_dir"):
+        WebShopEnv(goals="synthetic")
+    with pytest.raises(InvalidArgument, match="goals must be"):
+        WebShopEnv(data_dir=tmp_path, goals="people")
 
 
 def test_bad_data_directories_are_explained(tmp_path):
