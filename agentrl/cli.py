@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 import agentrl
-from agentrl.config import Config, bundled_configs
+from agentrl.config import PURPOSES, Config, Purpose, bundled_configs
 from agentrl.engines import create_engine
 from agentrl.errors import AgentRLError, InvalidArgument
 from agentrl.registration import describe
@@ -74,12 +74,14 @@ def _resolve(
     flags: dict[str, object],
     overrides: list[str] | None,
     split: str | None = None,
+    purpose: Purpose = "train",
 ) -> Config:
-    """The config of a command: a file or recipe, then the flags given, then overrides."""
+    """The config of a command: a file or recipe, then the flags given, then overrides,
+    validated for that command."""
     if split is not None and split not in agentrl.SPLITS:
         raise InvalidArgument(f"--split must be one of {', '.join(agentrl.SPLITS)}; got {split!r}")
     extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
-    return agentrl.load_config(config, [*extra, *(overrides or [])])
+    return agentrl.load_config(config, [*extra, *(overrides or [])], purpose=purpose)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -159,10 +161,16 @@ def validate(
         list[str] | None, typer.Argument(help="section.field=value overrides.")
     ] = None,
     show: Annotated[bool, typer.Option("--print", help="Print the resolved config.")] = False,
+    purpose: Annotated[
+        str, typer.Option("--for", help="The command that will run it: train, rollout or eval.")
+    ] = "train",
 ) -> None:
-    """Check a config's fields, types and env name without loading a model."""
+    """Check a config without loading a model: fields, types, the env and its arguments,
+    and every setting the command would refuse (all problems at once)."""
     try:
-        resolved = agentrl.load_config(config, overrides or [])
+        if purpose not in PURPOSES:
+            raise InvalidArgument(f"--for must be one of {', '.join(PURPOSES)}; got {purpose!r}")
+        resolved = agentrl.load_config(config, overrides or [], purpose=purpose)
     except AgentRLError as exc:
         raise _fail(exc) from None
     if show:
@@ -211,7 +219,7 @@ def rollout(
     if samples_per_task is None and config is None:
         flags["rollout.samples_per_task"] = 4 if branching not in (None, "none") else 1
     try:
-        resolved = _resolve(config, flags, overrides, split)
+        resolved = _resolve(config, flags, overrides, split, purpose="rollout")
         group = resolved.rollout.samples_per_task
         if episodes < 1 or episodes % group:
             raise InvalidArgument(
@@ -383,7 +391,7 @@ def eval_command(
 
     flags = {"env.name": env, "model.name": model}
     try:
-        resolved = _resolve(config, flags, overrides, split)
+        resolved = _resolve(config, flags, overrides, split, purpose="eval")
     except AgentRLError as exc:
         raise _fail(exc) from None
     env_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.env.name)

@@ -10,11 +10,18 @@ an unknown env name are all errors, reported together in one `ConfigError`.
 
 `env` is the one open section: keys other than `name` and `max_turns` are passed to
 the env's constructor (`env.num_operands=2`), and are checked against its signature.
+
+Validation is one pass: `load_config` (and so `agentrl validate`) refuses everything
+the command would refuse on the config alone, before any model loads; `purpose` names
+the command ("train" by default; "rollout" and "eval" allow what only training cannot
+honour, such as nucleus sampling). `check_config` is that pass on a `Config` built in
+code; `agentrl.train.train` runs it too.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -111,7 +118,7 @@ class RolloutConfig(Section):
     top_k: int = Field(default=0, ge=0)
     """Sample from the k most likely tokens; 0 disables."""
     branching: Literal["none", "arpo", "aepo"] = "none"
-    """Entropy-based branching after env observations ('arpo', 'aepo'; see ALGORITHMS.md),
+    """Entropy-based branching after env observations ('arpo', 'aepo'; see docs/algorithms.md),
     or 'none' (independent samples)."""
     initial_samples: int = Field(default=0, ge=0)
     """Branching: N, the samples that start from the prompt; 0 means half of
@@ -146,7 +153,7 @@ class RolloutConfig(Section):
 
 
 class AlgorithmConfig(Section):
-    """Advantage, loss and regularisers (see ALGORITHMS.md for the maths)."""
+    """Advantage, loss and regularisers (see docs/algorithms.md for the maths)."""
 
     advantage: str = "grpo"
     """Advantage estimator by registered name."""
@@ -323,15 +330,24 @@ _Loader.add_implicit_resolver(
 )
 
 
+Purpose = Literal["train", "rollout", "eval"]
+PURPOSES: tuple[Purpose, ...] = ("train", "rollout", "eval")
+
+
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    purpose: Purpose = "train",
 ) -> Config:
     """Read a YAML config (or start from the defaults), apply overrides, validate.
 
     Raises `ConfigError` listing every problem: unreadable YAML, malformed overrides,
-    unknown keys (with the closest known key), wrong types, an unknown env name, and
-    env arguments its constructor does not take.
+    unknown keys (with the closest known key), wrong types, an unknown env name, env
+    arguments its constructor does not take, and whatever `check_config` finds for
+    `purpose` (the command that will run the config).
     """
+    if purpose not in PURPOSES:
+        raise ConfigError([f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}"])
     source = str(path) if path is not None else "the defaults"
     data: dict[str, Any] = {}
     if path is not None:
@@ -356,11 +372,28 @@ def load_config(
         problems += [_describe(error) for error in exc.errors()]
     problems += _check_env(data.get("env"))
     if config is not None:
-        problems += _cross_checks(config)
+        problems += config_problems(config, purpose)
     if problems:
         raise ConfigError(problems, source)
     assert config is not None
     return config
+
+
+def check_config(config: Config, purpose: Purpose = "train") -> None:
+    """Raise `ConfigError` listing what `purpose` would refuse in `config` (see
+    `config_problems`); env names and arguments are checked by `load_config`."""
+    problems = config_problems(config, purpose)
+    if problems:
+        raise ConfigError(problems)
+
+
+def config_problems(config: Config, purpose: Purpose = "train") -> list[str]:
+    """Every setting that contradicts another, names what does not exist, or that the
+    chosen backend, algorithm or `purpose` would ignore or refuse."""
+    problems = _cross_checks(config) + _engine_checks(config)
+    if purpose == "train":
+        problems += _training_checks(config)
+    return problems
 
 
 def _apply_override(data: dict[str, Any], override: str) -> list[str]:
@@ -449,6 +482,87 @@ def _try_make(env_id: str, env: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
         return [f"env: {env_id} cannot be created with {shown}: {type(exc).__name__}: {exc}"]
     return []
+
+
+def _engine_checks(config: Config) -> list[str]:
+    from agentrl.engines import BACKENDS
+
+    backend = config.engine.backend
+    if backend not in BACKENDS:
+        return [
+            f"engine.backend: {backend!r} is not available in this version of agentrl "
+            f"(available: {', '.join(BACKENDS)}); use engine.backend=hf"
+        ]
+    return []
+
+
+def _training_checks(config: Config) -> list[str]:
+    """What training refuses: sampling it cannot score, and algorithm settings that
+    name nothing or that the chosen algorithm would ignore."""
+    from agentrl.algos.registry import (
+        get_advantage,
+        get_loss,
+        get_regularizer,
+        hyperparameters,
+    )
+
+    problems = []
+    if config.rollout.top_p < 1 or config.rollout.top_k > 0:
+        problems.append(
+            "rollout.top_p / rollout.top_k: training needs the full sampling distribution "
+            "(old logprobs are taken over all tokens); keep top_p=1 and top_k=0 "
+            "(rollout and eval allow them)"
+        )
+    if config.model.lora and config.model.lora_dropout > 0:
+        problems.append(
+            "model.lora_dropout: updates run without dropout so that trainer logprobs match "
+            "the engine's; set it to 0"
+        )
+    algo = config.algorithm
+    if "kl" in algo.regularizers:
+        problems.append(
+            "algorithm.regularizers: 'kl' needs a reference policy; set algorithm.kl_coef "
+            "instead, which provides one"
+        )
+    for key in ("agg", "clip_eps_low", "clip_eps_high"):
+        if key in algo.loss_kwargs:
+            problems.append(
+                f"algorithm.loss_kwargs.{key}: set algorithm."
+                f"{'loss_agg' if key == 'agg' else key} instead"
+            )
+    checks = []
+    for field_name, getter, name, kwargs in [
+        ("advantage", get_advantage, algo.advantage, algo.advantage_kwargs),
+        ("loss", get_loss, algo.loss, algo.loss_kwargs),
+        *[
+            (f"regularizers.{name}", get_regularizer, name, algo.regularizer_kwargs.get(name, {}))
+            for name in algo.regularizers
+        ],
+    ]:
+        try:
+            checks.append((field_name, getter(name), kwargs))
+        except ConfigError as exc:
+            problems += [f"algorithm.{field_name}: {problem}" for problem in exc.problems]
+    for field_name, fn, kwargs in checks:
+        allowed = hyperparameters(fn)
+        where = field_name.replace("regularizers.", "regularizer_kwargs.")
+        where = where if "." in where else f"{where}_kwargs"
+        for key in kwargs:
+            if key not in allowed and key not in ("agg", "clip_eps_low", "clip_eps_high"):
+                problems.append(
+                    f"algorithm.{where}: {fn.__name__} has no hyper-parameter {key!r}; "
+                    f"it takes {', '.join(sorted(allowed)) or 'none'}"
+                )
+    unused = set(algo.regularizer_kwargs) - set(algo.regularizers)
+    if unused:
+        problems.append(
+            f"algorithm.regularizer_kwargs: {sorted(unused)} are not in algorithm.regularizers"
+        )
+    loss = next((fn for name, fn, _ in checks if name == "loss"), None)
+    clip_set = algo.model_fields_set & {"clip_eps_low", "clip_eps_high"}
+    if loss is not None and clip_set and "clip_eps_high" not in inspect.signature(loss).parameters:
+        problems.append(f"algorithm.clip_eps_*: loss {algo.loss!r} has no clip range")
+    return problems
 
 
 def _cross_checks(config: Config) -> list[str]:

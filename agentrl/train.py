@@ -60,7 +60,7 @@ from agentrl.algos.registry import (
     hyperparameters,
 )
 from agentrl.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
-from agentrl.config import Config
+from agentrl.config import Config, config_problems
 from agentrl.distributed import (
     any_rank,
     full_optimizer_state,
@@ -295,31 +295,9 @@ def _evaluate_valid(
 
 
 def _check(config: Config) -> None:
-    """Knobs this version cannot honour are errors, not silent no-ops."""
-    problems = []
-    if config.engine.backend != "hf":
-        problems.append("engine.backend: training runs the in-process 'hf' engine only for now")
-    if "kl" in config.algorithm.regularizers:
-        problems.append(
-            "algorithm.regularizers: 'kl' needs a reference policy; set algorithm.kl_coef "
-            "instead, which provides one"
-        )
-    if config.rollout.top_p < 1 or config.rollout.top_k > 0:
-        problems.append(
-            "rollout.top_p / rollout.top_k: training needs the full sampling distribution "
-            "(old logprobs are taken over all tokens); keep top_p=1 and top_k=0"
-        )
-    if config.model.lora and config.model.lora_dropout > 0:
-        problems.append(
-            "model.lora_dropout: updates run without dropout so that trainer logprobs match "
-            "the engine's; set it to 0"
-        )
-    for key in ("agg", "clip_eps_low", "clip_eps_high"):
-        if key in config.algorithm.loss_kwargs:
-            problems.append(
-                f"algorithm.loss_kwargs.{key}: set algorithm."
-                f"{'loss_agg' if key == 'agg' else key} instead"
-            )
+    """Knobs this run cannot honour are errors, not silent no-ops: what the config alone
+    shows (`config_problems`, as `load_config` checks it), then the launch."""
+    problems = config_problems(config, "train")
     world = distributed.world_size()
     if world > 1 and config.rollout.tasks_per_step % world:
         problems.append(
@@ -339,42 +317,6 @@ def _check(config: Config) -> None:
             "train.fsdp: `accelerate launch` was asked for FSDP, but agentrl shards only "
             "when train.fsdp=true; add that override (the launcher's FSDP options are not read)"
         )
-    for name in [config.algorithm.advantage, config.algorithm.loss]:
-        if not name:
-            problems.append("algorithm names must not be empty")
-    algo = config.algorithm
-    try:
-        checks = [
-            ("advantage_kwargs", get_advantage(algo.advantage), algo.advantage_kwargs),
-            ("loss_kwargs", get_loss(algo.loss), algo.loss_kwargs),
-        ]
-        checks += [
-            (
-                f"regularizer_kwargs.{name}",
-                get_regularizer(name),
-                algo.regularizer_kwargs.get(name, {}),
-            )
-            for name in algo.regularizers
-        ]
-    except ConfigError as exc:
-        problems += exc.problems
-        checks = []
-    for field_name, fn, kwargs in checks:
-        allowed = hyperparameters(fn)
-        for key in kwargs:
-            if key not in allowed:
-                problems.append(
-                    f"algorithm.{field_name}: {fn.__name__} has no hyper-parameter {key!r}; "
-                    f"it takes {', '.join(sorted(allowed)) or 'none'}"
-                )
-    unused = set(algo.regularizer_kwargs) - set(algo.regularizers)
-    if unused:
-        problems.append(
-            f"algorithm.regularizer_kwargs: {sorted(unused)} are not in algorithm.regularizers"
-        )
-    clip_set = algo.model_fields_set & {"clip_eps_low", "clip_eps_high"}
-    if checks and clip_set and "clip_eps_high" not in _params(checks[1][1]):
-        problems.append(f"algorithm.clip_eps_*: loss {algo.loss!r} has no clip range")
     if problems:
         raise ConfigError(problems)
 

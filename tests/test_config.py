@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 
-from agentrl.config import Config, bundled_configs, load_config
+from agentrl.config import Config, bundled_configs, check_config, load_config
 from agentrl.errors import ConfigError
 
 
@@ -163,3 +166,60 @@ def test_a_missing_path_never_falls_back_to_a_bundled_recipe(tmp_path):
 def test_a_saved_resolved_config_loads_back(tmp_path):
     config = load_config(None, ["model.lora=false", "env.name=guess"])
     assert load_config(config.save(tmp_path)) == config
+
+
+def test_what_training_refuses_is_refused_at_load_time_all_at_once():
+    overrides = [
+        "engine.backend=vllm",
+        "rollout.top_p=0.9",
+        "algorithm.loss_kwargs={foo: 1}",
+        "algorithm.regularizers=[epo, entrpy]",
+        "algorithm.regularizer_kwargs={kl: {coef: 1}}",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_config("webshop_grpo", overrides)
+    problems = caught.value.problems
+    expected = [
+        "engine.backend: 'vllm' is not available",
+        "rollout.top_p / rollout.top_k: training needs the full sampling distribution",
+        "algorithm.loss_kwargs: ppo_clip has no hyper-parameter 'foo'",
+        "algorithm.regularizers.entrpy: unknown regularizer 'entrpy'",
+        "algorithm.regularizer_kwargs: ['kl'] are not in algorithm.regularizers",
+    ]
+    assert len(problems) == len(expected), problems
+    for start in expected:
+        assert sum(p.startswith(start) for p in problems) == 1, (start, problems)
+
+
+def test_the_purpose_decides_what_sampling_is_allowed():
+    for purpose in ("rollout", "eval"):
+        assert load_config(None, ["rollout.top_p=0.9"], purpose=purpose).rollout.top_p == 0.9
+    with pytest.raises(ConfigError, match="keep top_p=1"):
+        load_config(None, ["rollout.top_k=5"])
+    with pytest.raises(ConfigError, match="purpose must be one of train, rollout, eval"):
+        load_config(None, [], purpose="serve")
+
+
+def test_check_config_refuses_a_config_built_in_code():
+    config = Config()
+    config.algorithm.loss = "ppo_clip"
+    config.algorithm.loss_kwargs = {"clip_eps_high": 0.3}
+    with pytest.raises(ConfigError, match="loss_kwargs.clip_eps_high: set algorithm.clip_eps_high"):
+        check_config(config)
+    check_config(Config())
+
+
+def test_validate_loads_no_model_and_prints_every_problem():
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from agentrl.cli import app\n"
+        "args = ['validate', 'webshop_grpo', 'engine.backend=vllm', 'rollout.top_p=0.9',\n"
+        "        'algorithm.loss_kwargs={foo: 1}']\n"
+        "result = CliRunner().invoke(app, args)\n"
+        "print(result.exit_code, '(3 problems)' in result.output, 'transformers' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["2", "True", "False"], done.stdout + done.stderr

@@ -168,7 +168,10 @@ def test_a_crash_mid_save_leaves_no_complete_checkpoint(tmp_path, monkeypatch):
 def test_unavailable_knobs_are_refused(tmp_path, monkeypatch):
     with pytest.raises(agentrl.errors.ConfigError, match="train.eval_every"):
         agentrl.load_config(None, [*SMALL, "env.name=guess", "train.valid_tasks=4"])
-    config = agentrl.load_config(None, [*SMALL, "env.name=guess", "algorithm.loss=ppo"])
+    with pytest.raises(agentrl.errors.ConfigError, match="algorithm.loss: unknown loss 'ppo'"):
+        agentrl.load_config(None, [*SMALL, "env.name=guess", "algorithm.loss=ppo"])
+    config = agentrl.load_config(None, [*SMALL, "env.name=guess"])
+    config.algorithm.loss = "ppo"  # a config changed in code is checked by train too
     with pytest.raises(agentrl.errors.ConfigError, match="ppo"):
         train(config, tmp_path)
     config = agentrl.load_config(None, [*SMALL, "env.name=guess", "train.fsdp=true"])
@@ -181,15 +184,17 @@ def test_unavailable_knobs_are_refused(tmp_path, monkeypatch):
 
 
 def test_unknown_hyperparameters_are_refused(tmp_path):
-    config = agentrl.load_config(
-        None, [*SMALL, "env.name=guess", "algorithm.advantage_kwargs={zeta: 0.2}"]
-    )
+    # load_config refuses them (before any model loads); train refuses them in a config
+    # changed in code.
+    for override, message in [
+        ("algorithm.advantage_kwargs={zeta: 0.2}", "grpo has no hyper-parameter 'zeta'"),
+        ("algorithm.regularizer_kwargs={epo: {alpha: 0.05}}", "not in algorithm.regularizers"),
+    ]:
+        with pytest.raises(agentrl.errors.ConfigError, match=message):
+            agentrl.load_config(None, [*SMALL, "env.name=guess", override])
+    config = agentrl.load_config(None, [*SMALL, "env.name=guess"])
+    config.algorithm.advantage_kwargs = {"zeta": 0.2}
     with pytest.raises(agentrl.errors.ConfigError, match="grpo has no hyper-parameter 'zeta'"):
-        train(config, tmp_path)
-    config = agentrl.load_config(
-        None, [*SMALL, "env.name=guess", "algorithm.regularizer_kwargs={epo: {alpha: 0.05}}"]
-    )
-    with pytest.raises(agentrl.errors.ConfigError, match="not in algorithm.regularizers"):
         train(config, tmp_path)
 
 
@@ -237,11 +242,10 @@ def test_a_task_is_drawn_once_per_step_across_an_epoch_boundary():
 
 
 def test_conflicting_loss_kwargs_and_changed_resume_configs_are_refused(tmp_path):
-    config = agentrl.load_config(
-        None, [*SMALL, "env.name=guess", "algorithm.loss_kwargs={agg: seq-mean-token-sum}"]
-    )
     with pytest.raises(agentrl.errors.ConfigError, match="set algorithm.loss_agg instead"):
-        train(config, tmp_path / "a")
+        agentrl.load_config(  # refused on loading now, before any model
+            None, [*SMALL, "env.name=guess", "algorithm.loss_kwargs={agg: seq-mean-token-sum}"]
+        )
     train(
         agentrl.load_config(None, [*PRESETS["grpo"], *SMALL, "env.name=guess", "train.steps=1"]),
         tmp_path / "b",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from agentrl.config import Config
 
 __all__ = [
+    "BACKENDS",
     "Completion",
     "Engine",
     "GenerationRequest",
@@ -25,6 +26,10 @@ __all__ = [
     "ScriptedEngine",
     "create_engine",
 ]
+
+
+#: The engine backends this version provides (what `engine.backend` may name).
+BACKENDS = ("hf",)
 
 
 def create_engine(config: Config, model: Any, tokenizer: Any) -> Engine:
@@ -38,7 +43,7 @@ def create_engine(config: Config, model: Any, tokenizer: Any) -> Engine:
         )
     raise ConfigError(
         [
-            f"engine.backend: {backend!r} is not available in this version of agentrl; "
-            "use engine.backend=hf"
+            f"engine.backend: {backend!r} is not available in this version of agentrl "
+            f"(available: {', '.join(BACKENDS)}); use engine.backend=hf"
         ]
     )

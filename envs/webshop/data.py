@@ -79,6 +79,13 @@ def load_shop(
 
     Cached per (directory, num_products, seed, goals): every env on the same files shares it.
     """
+    _check_arguments(data_dir, num_products, goals)
+    directory = Path(data_dir).expanduser().resolve()
+    _data_files(directory, goals)  # missing or ambiguous files are reported now
+    return _load_shop(str(directory), num_products, seed, goals)
+
+
+def _check_arguments(data_dir: str | Path, num_products: int | None, goals: str) -> None:
     if goals not in GOAL_KINDS:
         raise InvalidArgument(
             f"goals must be 'human' (the instructions people wrote) or 'synthetic' (one per "
@@ -97,7 +104,20 @@ def load_shop(
             "is not one. Download them with princeton-nlp/WebShop's setup.sh, or leave "
             "data_dir unset for the generated catalog."
         )
-    return _load_shop(str(directory), num_products, seed, goals)
+
+
+def check_data_dir(
+    data_dir: str | Path, num_products: int | None = None, goals: str = "human"
+) -> None:
+    """Refuse what `load_shop` would refuse before reading the files: bad arguments, a
+    missing directory, missing or ambiguous files."""
+    _check_arguments(data_dir, num_products, goals)
+    _data_files(Path(data_dir).expanduser().resolve(), goals)
+
+
+def _data_files(root: Path, goals: str) -> list[Path]:
+    names = ["items_shuffle", "items_ins_v2", *(["items_human_ins"] if goals == "human" else [])]
+    return [_find(root, name) for name in names]
 
 
 @functools.cache

@@ -33,14 +33,19 @@ and every fork; an env holds only its episode's state.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from pathlib import Path
 
 from agentrl.envs.webshop.catalog import Goal, Product, Shop, instruction_queries
-from agentrl.envs.webshop.data import load_shop
+from agentrl.envs.webshop.data import check_data_dir, load_shop
 from agentrl.envs.webshop.reward import get_reward
 from agentrl.envs.webshop.search import PAGE_SIZE
-from agentrl.envs.webshop.synthetic import DEFAULT_NUM_PRODUCTS, synthetic_shop
+from agentrl.envs.webshop.synthetic import (
+    DEFAULT_NUM_PRODUCTS,
+    check_num_products,
+    synthetic_shop,
+)
 
 from agentrl.core import InvalidAction, Outcome, Split, TextEnv
 from agentrl.errors import InvalidArgument
@@ -123,17 +128,23 @@ class WebShopEnv(TextEnv):
         self.numbered_results = numbered_results
         if isinstance(catalog_seed, bool) or not isinstance(catalog_seed, int):
             raise InvalidArgument(f"catalog_seed must be an integer; got {catalog_seed!r}.")
+        # Arguments are checked now; the shop (catalog, goals, search index: about a second
+        # to build) is built, once per process and source, when the env first needs it.
         if data_dir is None:
             if goals != "human":
                 raise InvalidArgument(
                     f"goals={goals!r} needs data_dir (the original WebShop files); the "
                     "generated catalog has its own goals. Leave goals unset, or set data_dir."
                 )
-            self.shop: Shop = synthetic_shop(
-                DEFAULT_NUM_PRODUCTS if num_products is None else num_products, catalog_seed
-            )
+            size = DEFAULT_NUM_PRODUCTS if num_products is None else num_products
+            check_num_products(size)
+            self._make_shop = functools.partial(synthetic_shop, size, catalog_seed)
         else:
-            self.shop = load_shop(data_dir, num_products, catalog_seed, goals)
+            check_data_dir(data_dir, num_products, goals)
+            self._make_shop = functools.partial(
+                load_shop, data_dir, num_products, catalog_seed, goals
+            )
+        self._shop: Shop | None = None
         self.goal: Goal | None = None
         self.page = "search"
         self.keywords = ""
@@ -142,6 +153,13 @@ class WebShopEnv(TextEnv):
         self.asin: str | None = None
         self.options: dict[str, str] = {}
         self.searches: list[str] = []  # this episode's queries
+
+    @property
+    def shop(self) -> Shop:
+        """The products, goals and search engine (built on first use, shared)."""
+        if self._shop is None:
+            self._shop = self._make_shop()
+        return self._shop
 
     # ------------------------------------------------------------------ TextEnv API
 

@@ -46,6 +46,12 @@ def synthetic_shop(num_products: int = DEFAULT_NUM_PRODUCTS, seed: int = 0) -> S
 
     Built once per (num_products, seed) and cached: every env on it shares the shop.
     """
+    check_num_products(num_products)
+    return _build(num_products, seed)
+
+
+def check_num_products(num_products: int) -> None:
+    """Refuse a catalog size `synthetic_shop` cannot build (before anything is built)."""
     if isinstance(num_products, bool) or not isinstance(num_products, int):
         raise InvalidArgument(f"num_products must be an integer; got {num_products!r}.")
     if num_products < MIN_NUM_PRODUCTS:
@@ -53,7 +59,6 @@ def synthetic_shop(num_products: int = DEFAULT_NUM_PRODUCTS, seed: int = 0) -> S
             f"num_products must be at least {MIN_NUM_PRODUCTS} so that every split holds "
             f"tasks; got {num_products}. The default is {DEFAULT_NUM_PRODUCTS}."
         )
-    return _build(num_products, seed)
 
 
 @functools.cache
