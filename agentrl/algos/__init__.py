@@ -2,7 +2,7 @@
 
 Importing this package registers the built-in methods; `get_advantage`, `get_loss` and
 `get_regularizer` look them up, and the `register_*` decorators add your own. The maths
-is in `ALGORITHMS.md`.
+is in `docs/algorithms.md`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each registered estimator is a pure function `fn(batch: AdvantageInput, *, **hparams)`
 that returns one advantage per *turn* [K]; the trainer broadcasts a turn's value to the
 tokens the model generated in it. Episode-level methods give every turn of episode i the
-episode's A_i. The maths and the defaults are those of `ALGORITHMS.md`.
+episode's A_i. The maths and the defaults are those of `docs/algorithms.md`.
 
 Letters: N episodes, K turns over all episodes, L leaves of one ARPO tree.
 """

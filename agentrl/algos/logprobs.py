@@ -2,7 +2,7 @@
 
 The trainer needs, at every position of a batch of sequences, the log-probability of the
 given next token and the entropy H = logsumexp(z) − Σ softmax(z)·z of the temperature-scaled
-distribution z = logits / temperature (see ALGORITHMS.md, "Token entropy"). Materialising
+distribution z = logits / temperature (see docs/algorithms.md, "Token entropy"). Materialising
 the [B, T, V] logits at once costs 3.2 GB in fp32 for B = 8, T = 2048, V = 49k, and autograd
 would keep several such tensors for backward. Here the output projection is applied to
 `chunk_tokens` positions at a time and only per-position statistics survive a chunk;

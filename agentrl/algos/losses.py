@@ -6,7 +6,7 @@ Each registered loss is a pure function
 minimise and a dict of detached scalar metrics. δ = exp(logprobs − old_logprobs).
 DAPO is `ppo_clip` with `clip_eps_high=0.28` (a trainer preset, not a separate name).
 `entropy_aware_advantage` is AEPO's advantage reweighting, applied before the loss.
-The maths and the defaults are those of `ALGORITHMS.md`.
+The maths and the defaults are those of `docs/algorithms.md`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ returning `(loss, metrics)`; the trainer ADDS the loss to the policy loss, so a 
 negative. `entropy` [B, T] is the current policy's token entropy with gradient;
 `turn_index` [B, T] numbers each token's turn (0 for prompt tokens); `state` is a dict
 the trainer keeps across steps and saves in the checkpoint (so it holds only floats).
-The maths and the defaults are those of `ALGORITHMS.md`.
+The maths and the defaults are those of `docs/algorithms.md`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ tokens) sets the branch probability. A branch copies the path up to and includin
 observation and resamples the turn; the original path keeps its turn. Branching stops
 when the task has M paths; if every path ends with fewer, fresh global samples top
 the group up. The rollout manager calls these functions (`agentrl/rollout/manager.py`);
-the maths and the decisions where the released code differs are in ALGORITHMS.md:
+the maths and the decisions where the released code differs are in docs/algorithms.md:
 
 - the decision uses the entropy of the turn *after* the current observation (the
   released ARPO code uses the previous turn's and never clears its H_init cache);
@@ -39,7 +39,7 @@ Method = Literal["arpo", "aepo"]
 
 @dataclass(frozen=True)
 class BranchSettings:
-    """How one task's tree is grown. Defaults are ARPO's (ALGORITHMS.md).
+    """How one task's tree is grown. Defaults are ARPO's (docs/algorithms.md).
 
     Attributes:
         method: 'arpo' or 'aepo' (AEPO adds the consecutive-branch penalty and, as an
