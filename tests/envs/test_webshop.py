@@ -589,6 +589,9 @@ def test_bad_data_directories_are_explained(tmp_path):
     with pytest.raises(InvalidArgument, match="has no items_shuffle"):
         WebShopEnv(data_dir=tmp_path)
     _write_original_files(tmp_path)
+    (tmp_path / "items_human_ins.json").write_text("{}")
+    with pytest.raises(InvalidArgument, match="gives 0 usable human goals"):
+        WebShopEnv(data_dir=tmp_path).reset()  # the files are read on first use
     (tmp_path / "items_ins_v2_extra.json").write_text("{}")
     with pytest.raises(InvalidArgument, match="several items_ins_v2"):
         WebShopEnv(data_dir=tmp_path)
