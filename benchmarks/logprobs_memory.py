@@ -14,7 +14,7 @@ builds its inputs, warms the kernels up on 16 positions, reads its current RSS f
 /proc/self/statm, runs the step once, and reads the peak RSS (getrusage ru_maxrss). The
 reported peak is the difference: the most memory the step added on top of its inputs,
 gradients included (the same [B, T, D] and [V, D] gradients for both paths). The time is
-that one step's wall time, so it is indicative only. The target (PERFORMANCE.md) is a
+that one step's wall time, so it is indicative only. The target (docs/BENCHMARKS.md) is a
 chunked/naive ratio of at most 0.5. The default run takes about a minute on 2 cores and
 needs about 7 GB free for the naive 8x512 case (`--cases 8x1024`: about 13 GB, 70 s).
 """
