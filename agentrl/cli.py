@@ -228,9 +228,10 @@ def rollout(
             )
     except AgentRLError as exc:
         raise _fail(exc) from None
+    from agentrl.factory import make_manager
     from agentrl.models import load_model
     from agentrl.rollout.manager import summarize
-    from agentrl.rollout.run import choose_tasks, collect, make_manager
+    from agentrl.rollout.run import choose_tasks, collect
 
     console.print(
         Text(
@@ -302,7 +303,7 @@ def train(
     ] = None,
 ) -> None:
     """Train a policy with RL on an environment's train split."""
-    from agentrl.train import PRESETS
+    from agentrl.config import PRESETS
     from agentrl.train import train as run_training
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -21,9 +21,7 @@ with the checks that depend on how the processes were launched.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
-import inspect
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentrl.errors import ConfigError, EnvNotFound
+from agentrl.suggest import close_matches
 
 
 class Section(BaseModel):
@@ -92,10 +91,11 @@ class ModelConfig(Section):
 class EngineConfig(Section):
     """The inference engine that samples rollouts."""
 
-    backend: Literal["hf", "vllm", "openai"] = "hf"
-    """'hf' (in-process transformers), 'vllm' (GPU, optional extra) or 'openai' (any server)."""
+    backend: str = "hf"
+    """A registered engine backend: 'hf' (in-process transformers) in this version; your
+    own with agentrl.engines.register_engine."""
     base_url: str | None = None
-    """Server URL for the 'openai' backend, e.g. http://127.0.0.1:8000/v1."""
+    """Server URL, for a backend that serves from one (registered with takes_url=True)."""
     max_batch_size: int = Field(default=32, ge=1)
     """Most sequences decoded together in one batch."""
     device: str = "auto"
@@ -281,6 +281,40 @@ class Config(Section):
         return path
 
 
+#: `agentrl train --algo NAME`: the config overrides each preset stands for. DAPO is
+#: its clip range, token-mean loss, dynamic sampling and soft overlong punishment (on
+#: each episode's longest turn, against rollout.max_new_tokens). ARPO is its branching
+#: rollout with soft attribution; AEPO is its branching rollout (consecutive-branch
+#: penalty), EBPO loss and entropy-aware advantage.
+PRESETS: dict[str, list[str]] = {
+    "grpo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip"],
+    "dapo": [
+        "algorithm.advantage=grpo",
+        "algorithm.loss=ppo_clip",
+        "algorithm.clip_eps_high=0.28",
+        "algorithm.dynamic_sampling=true",
+        "algorithm.loss_agg=token-mean",
+        "algorithm.overlong_buffer=0.2",
+    ],
+    "epo": ["algorithm.advantage=grpo", "algorithm.loss=ppo_clip", "algorithm.regularizers=[epo]"],
+    "empg": ["algorithm.advantage=empg", "algorithm.loss=ppo_clip"],
+    "gigpo": ["algorithm.advantage=gigpo", "algorithm.loss=ppo_clip"],
+    "arpo": [
+        "rollout.branching=arpo",
+        "algorithm.advantage=grpo",
+        "algorithm.loss=ppo_clip",
+        "algorithm.attribution=soft",
+    ],
+    "aepo": [
+        "rollout.branching=aepo",
+        "algorithm.advantage=grpo",
+        "algorithm.loss=aepo",
+        "algorithm.clip_eps_high=0.28",
+        "algorithm.entropy_advantage=0.2",
+    ],
+}
+
+
 def bundled_configs() -> dict[str, Path]:
     """The recipes shipped with agentrl, by name (file name without `.yaml`)."""
     from importlib.resources import files
@@ -304,7 +338,7 @@ def find_config(name_or_path: str | Path) -> Path:
     key = path.name
     if key in bundled:
         return bundled[key]
-    close = difflib.get_close_matches(key, bundled, n=3)
+    close = close_matches(key, sorted(bundled), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(
         [
@@ -437,7 +471,7 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
             else Config
         )
     known = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    close = close_matches(loc[-1], known)
     hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
     return f"{'.'.join(str(p) for p in loc)}: unknown key{hint}"
 
@@ -463,7 +497,7 @@ def _check_env(env: Any) -> list[str]:
     problems = []
     for key in extra:
         if key not in accepted or key in ("split", "render_mode"):
-            close = difflib.get_close_matches(key, allowed, n=1)
+            close = close_matches(key, allowed)
             hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(
                 f"env.{key}: unknown key; {hint}{env_id} takes "
@@ -487,14 +521,12 @@ def _try_make(env_id: str, env: dict[str, Any]) -> list[str]:
 
 
 def _engine_checks(config: Config) -> list[str]:
-    from agentrl.engines import BACKENDS
+    from agentrl.engines import get_backend
 
-    backend = config.engine.backend
-    if backend not in BACKENDS:
-        return [
-            f"engine.backend: {backend!r} is not available in this version of agentrl "
-            f"(available: {', '.join(BACKENDS)}); use engine.backend=hf"
-        ]
+    try:
+        get_backend(config.engine.backend)
+    except ConfigError as exc:
+        return exc.problems
     return []
 
 
@@ -506,6 +538,7 @@ def _training_checks(config: Config) -> list[str]:
         get_loss,
         get_regularizer,
         hyperparameters,
+        traits,
     )
 
     problems = []
@@ -522,10 +555,10 @@ def _training_checks(config: Config) -> list[str]:
             "the engine's; set it to 0"
         )
     algo = config.algorithm
-    if "kl" in algo.regularizers:
+    if "kl" in algo.regularizers and algo.kl_coef > 0:
         problems.append(
-            "algorithm.regularizers: 'kl' needs a reference policy; set algorithm.kl_coef "
-            "instead, which provides one"
+            "algorithm.kl_coef: it is the coefficient of the kl regularizer, which "
+            "algorithm.regularizers names too; keep one (regularizer_kwargs.kl.coef sets it there)"
         )
     for key in ("agg", "clip_eps_low", "clip_eps_high"):
         if key in algo.loss_kwargs:
@@ -580,25 +613,29 @@ def _training_checks(config: Config) -> list[str]:
         problems.append("log.wandb: the wandb package is not installed; pip install wandb")
     loss = next((fn for name, fn, _ in checks if name == "loss"), None)
     clip_set = algo.model_fields_set & {"clip_eps_low", "clip_eps_high"}
-    if loss is not None and clip_set and "clip_eps_high" not in inspect.signature(loss).parameters:
+    if loss is not None and clip_set and not getattr(traits(loss), "clip_range", False):
         problems.append(f"algorithm.clip_eps_*: loss {algo.loss!r} has no clip range")
     return problems
 
 
 def _cross_checks(config: Config) -> list[str]:
-    from agentrl.engines import BACKENDS
+    from agentrl.engines import backends
 
     problems = []
-    # Until an 'openai' backend exists, _engine_checks refuses it and no backend takes a URL.
-    takes_url = "openai" in BACKENDS
-    if takes_url and config.engine.backend == "openai" and not config.engine.base_url:
+    registered = backends()
+    takers = [name for name, backend in registered.items() if backend.takes_url]
+    chosen = registered.get(config.engine.backend)
+    if chosen is not None and chosen.takes_url and not config.engine.base_url:
         problems.append(
-            "engine.base_url: required when engine.backend is 'openai' (e.g. http://127.0.0.1:8000/v1)"
+            f"engine.base_url: required by the {chosen.name!r} backend "
+            "(e.g. http://127.0.0.1:8000/v1)"
         )
-    if config.engine.backend != "openai" and config.engine.base_url:
-        fix = "remove it or set engine.backend=openai" if takes_url else "remove it"
+    if config.engine.base_url and (chosen is None or not chosen.takes_url):
+        users = " or ".join(repr(name) for name in takers) or "'openai'"
+        fix = f"remove it or set engine.backend={takers[0]}" if takers else "remove it"
         problems.append(
-            f"engine.base_url: only the 'openai' backend uses it, but engine.backend is "
+            f"engine.base_url: only the {users} backend uses it"
+            f"{'' if takers else ' (not in this version)'}, but engine.backend is "
             f"{config.engine.backend!r}; {fix}"
         )
     if not config.model.lora:

@@ -25,12 +25,16 @@ piece accelerate's FSDP2 path calls, without the Accelerator object around the l
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from agentrl.algos.logprobs import sequence_logprobs
+T = TypeVar("T")
+
+# Every collective below does nothing in one process (no process group), so the
+# trainer calls them unconditionally: its loop has no world-size branches.
 
 
 def rank() -> int:
@@ -46,9 +50,13 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def _single() -> bool:
+    return world_size() == 1
+
+
 def any_rank(flag: bool) -> bool:
     """Whether `flag` holds on any rank (all ranks must agree to update together)."""
-    if world_size() == 1:
+    if _single():
         return flag
     value = torch.tensor(float(flag))
     torch.distributed.all_reduce(value)
@@ -66,20 +74,71 @@ def max_over_ranks(value: int) -> int:
 
 
 def _reduce(value: int, op: str) -> int:
-    if world_size() == 1:
+    if _single():
         return value
     tensor = torch.tensor(value)
     torch.distributed.all_reduce(tensor, op=getattr(torch.distributed.ReduceOp, op))
     return int(tensor.item())
 
 
+def sum_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` summed over the ranks, in place (and returned)."""
+    if not _single():
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def sum_dicts(values: dict[str, float]) -> dict[str, float]:
+    """Per key, the sum of every rank's `values` (a key missing on a rank counts 0)."""
+    if _single():
+        return values
+    parts = all_gather(values)
+    return {k: sum(p.get(k, 0.0) for p in parts) for k in set().union(*parts)}
+
+
+def all_gather(value: T) -> list[T]:
+    """Every rank's `value` (picklable), in rank order, on every rank."""
+    if _single():
+        return [value]
+    out: list[Any] = [None] * world_size()
+    torch.distributed.all_gather_object(out, value)
+    return out
+
+
+def gather_to_main(value: list[T]) -> list[T]:
+    """Every rank's list, joined on rank 0; other ranks get their own list back."""
+    if _single():
+        return value
+    out: list[Any] | None = [None] * world_size() if rank() == 0 else None
+    torch.distributed.gather_object(value, out, dst=0)
+    return [x for part in out for x in part] if out is not None else value
+
+
+def broadcast(value: T) -> T:
+    """Rank 0's `value` (picklable), on every rank."""
+    if _single():
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    """Wait for every rank."""
+    if not _single():
+        torch.distributed.barrier()
+
+
 def sum_gradients(model: Any) -> None:
-    """Sum each trainable parameter's gradient over the ranks (replicated training).
+    """Sum each trainable parameter's gradient over the ranks (replicated training);
+    nothing in one process or for a sharded model (FSDP reduced them in backward).
 
     One all-reduce per parameter after accumulation (rather than DDP's bucketed
     overlap) keeps the chunked logprob path, which calls the model's body and head
     separately, correct.
     """
+    if _single() or is_sharded(model):
+        return
     for parameter in model.parameters():
         if parameter.requires_grad:
             if parameter.grad is None:
@@ -90,12 +149,14 @@ def sum_gradients(model: Any) -> None:
 class ShardedPolicy(nn.Module):
     """The FSDP root unit around a policy (a causal LM or a peft model wrapping one).
 
-    `forward` is `sequence_logprobs` of the policy: per-token logprobs and entropies.
+    `forward` is `logprobs_fn` (the trainer's `sequence_logprobs`) of the policy:
+    per-token logprobs and entropies.
     """
 
-    def __init__(self, policy: nn.Module) -> None:
+    def __init__(self, policy: nn.Module, logprobs_fn: Callable[..., Any]) -> None:
         super().__init__()
         self.policy = policy
+        self.logprobs_fn = logprobs_fn
 
     def forward(
         self,
@@ -104,7 +165,7 @@ class ShardedPolicy(nn.Module):
         temperature: float = 1.0,
         compute_entropy: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return sequence_logprobs(
+        return self.logprobs_fn(
             self.policy,
             input_ids,
             attention_mask,
@@ -113,8 +174,9 @@ class ShardedPolicy(nn.Module):
         )
 
 
-def shard(policy: nn.Module) -> ShardedPolicy:
-    """Shard `policy` over the ranks in place and return its root unit.
+def shard(policy: nn.Module, logprobs_fn: Callable[..., Any]) -> ShardedPolicy:
+    """Shard `policy` over the ranks in place and return its root unit, whose forward
+    is `logprobs_fn(policy, input_ids, attention_mask, temperature=, compute_entropy=)`.
 
     Each decoder layer (the model's `_no_split_modules` classes, as transformers names
     them) becomes an FSDP unit; the rest belongs to the root. Gradients are summed
@@ -132,7 +194,7 @@ def shard(policy: nn.Module) -> ShardedPolicy:
         )
     for layer in layers:
         fully_shard(layer)
-    root = ShardedPolicy(policy)
+    root = ShardedPolicy(policy, logprobs_fn)
     fully_shard(root)
     for module in root.modules():
         if isinstance(module, FSDPModule):

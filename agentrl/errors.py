@@ -96,3 +96,7 @@ class TemplateError(AgentRLError, ValueError):
 
 class EnvContractError(AgentRLError, AssertionError):
     """An environment breaks the agentrl env contract (raised by `check_env`)."""
+
+
+class EngineContractError(AgentRLError, AssertionError):
+    """An inference engine breaks the engine contract (raised by `check_engine`)."""

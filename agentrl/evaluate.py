@@ -17,9 +17,10 @@ from typing import Any
 
 from agentrl.config import Config
 from agentrl.engines import create_engine
+from agentrl.factory import make_manager
 from agentrl.models import load_model
 from agentrl.rollout.manager import summarize
-from agentrl.rollout.run import choose_tasks, collect, make_manager
+from agentrl.rollout.run import choose_tasks, collect
 from agentrl.rollout.trajectory import Episode
 
 

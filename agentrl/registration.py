@@ -19,7 +19,6 @@ imports the package. See docs/adding-an-env.md.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import inspect
@@ -32,10 +31,10 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium.envs.registration import parse_env_id
-from rapidfuzz import fuzz, process
 
 from agentrl.core import TextEnv
 from agentrl.errors import EnvNotFound, InvalidArgument, RegistrationError
+from agentrl.suggest import close_matches, did_you_mean
 
 PLUGIN_GROUP = "agentrl.envs"
 #: gymnasium.make's own keywords, which agentrl envs do not take.
@@ -188,11 +187,12 @@ def _match(name: str) -> list[str]:
 def _not_found(name: str) -> EnvNotFound:
     known = sorted(_registered)
     choices = {env_id: parse_env_id(env_id)[1] for env_id in known}
-    scored = process.extract(
-        name, choices, scorer=fuzz.WRatio, processor=_normalise, limit=3, score_cutoff=60
-    )
-    suggestions = [env_id for _, _, env_id in scored]
-    hint = f" Did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    try:  # compare the name part of an id ("agentrl/Gues-v0" -> "Gues")
+        typed = parse_env_id(name.strip())[1]
+    except gym.error.Error:
+        typed = name
+    suggestions = close_matches(typed, choices, n=3)
+    hint = did_you_mean(typed, choices, n=3)
     listing = ", ".join(known) if known else "none"
     broken = (
         f" Plug-ins that failed to load: {'; '.join(_plugin_errors)}." if _plugin_errors else ""
@@ -270,8 +270,7 @@ def _check_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
                 f"{env_id} does not take {key!r}: agentrl envs are never wrapped by gymnasium; "
                 "the step budget is max_turns."
             )
-        close = difflib.get_close_matches(key, sorted(accepted), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(key, sorted(accepted))
         raise InvalidArgument(
             f"{env_id} does not take the argument {key!r}.{hint} "
             f"It takes: {', '.join(sorted(accepted))}."

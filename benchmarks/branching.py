@@ -28,9 +28,10 @@ from rich.table import Table
 
 import agentrl
 from agentrl.engines import create_engine
+from agentrl.factory import make_manager
 from agentrl.models import load_model
 from agentrl.rollout.branching import tree_metrics
-from agentrl.rollout.run import choose_tasks, make_manager
+from agentrl.rollout.run import choose_tasks
 
 
 class Recording:

@@ -51,6 +51,7 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str)
     from trainer import synthetic_episodes
 
     import agentrl
+    from agentrl.algos.logprobs import sequence_logprobs
     from agentrl.distributed import shard
     from agentrl.models import load_model
     from agentrl.train import _trainable, update
@@ -74,7 +75,7 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str)
         engine_copy = 0
         if args.fsdp:
             engine_copy = local_bytes(copy.deepcopy(model).parameters())
-            model = shard(model)
+            model = shard(model, sequence_logprobs)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
         episodes = synthetic_episodes(args.episodes, args.length, args.generated, vocab)
         mine = episodes[rank::world]

@@ -1,4 +1,5 @@
-"""Shared fixtures: a registry sandbox so tests that register envs leave no trace."""
+"""Shared fixtures: registry sandboxes, so tests that register envs, algorithms or engine
+backends leave no trace; the tokenizer and a tiny model."""
 
 from __future__ import annotations
 
@@ -23,6 +24,30 @@ def registry_sandbox():
     registration._registered.update(saved_ours)
     registration._plugins_loaded = saved_plugins
     registration._plugin_errors[:] = saved_errors
+
+
+@pytest.fixture
+def algo_sandbox():
+    """Undo every advantage, loss and regularizer a test registers."""
+    from agentrl.algos import registry
+
+    tables = (registry.ADVANTAGES, registry.LOSSES, registry.REGULARIZERS, registry._TRAITS)
+    saved = [dict(table) for table in tables]
+    yield
+    for table, before in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(before)
+
+
+@pytest.fixture
+def engine_sandbox():
+    """Undo every engine backend a test registers."""
+    from agentrl import engines
+
+    saved = dict(engines._BACKENDS)
+    yield
+    engines._BACKENDS.clear()
+    engines._BACKENDS.update(saved)
 
 
 @pytest.fixture(scope="session")

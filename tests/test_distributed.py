@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import agentrl
+from agentrl.algos.logprobs import sequence_logprobs
 from agentrl.distributed import full_state_dict, shard
 from agentrl.models import load_tokenizer, tiny_model
 from agentrl.rollout.trajectory import Episode
@@ -51,7 +52,7 @@ def train_once(part: list[Episode], extra: list[str]) -> dict[str, torch.Tensor]
     )
     model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
     if config.train.fsdp:
-        model = shard(model)
+        model = shard(model, sequence_logprobs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr)
     update(config, model, optimizer, part, {"regularizers": {}}, 0)
     if config.train.fsdp:

@@ -230,7 +230,7 @@ def test_micro_batching_does_not_change_the_update(agg, tmp_path):
 
 
 def test_a_task_is_drawn_once_per_step_across_an_epoch_boundary():
-    from agentrl.train import _next_tasks
+    from agentrl.rollout.groups import next_tasks as _next_tasks
 
     class Five:
         num_tasks = 5
@@ -371,7 +371,7 @@ def tree_episodes() -> list[Episode]:
 
 def test_hard_attribution_trains_a_shared_prefix_once():
     from agentrl.algos.batch import advantage_input, token_advantages
-    from agentrl.train import _hard_attribution
+    from agentrl.algos.prepare import hard_attribution as _hard_attribution
 
     episodes = tree_episodes()
     inputs = advantage_input(episodes)
@@ -430,7 +430,9 @@ def test_rows_without_advantage_run_forward_only_and_change_nothing(monkeypatch)
     # Group t1 ties (rewards all 1), so its rows have advantage 0: under ppo_clip they
     # run forward only. The update, its metrics, and a following step whose groups all
     # tie (zero gradients, AdamW's momentum still moves) equal the all-backward path.
-    import agentrl.train as train_module
+    import dataclasses
+
+    from agentrl.algos import registry
     from agentrl.models import load_tokenizer, tiny_model
     from agentrl.train import _trainable, update
 
@@ -450,7 +452,9 @@ def test_rows_without_advantage_run_forward_only_and_change_nothing(monkeypatch)
     results = []
     for skipping in (True, False):
         if not skipping:
-            monkeypatch.setattr(train_module, "ADVANTAGE_WEIGHTED", frozenset())
+            ppo_clip = registry.get_loss("ppo_clip")  # as if its zero rows could train
+            plain = dataclasses.replace(registry.traits(ppo_clip), advantage_weighted=False)
+            monkeypatch.setitem(registry._TRAITS, ppo_clip, plain)
         model = _trainable(tiny_model(load_tokenizer("tiny"), seed=0), config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr)
         state = {"regularizers": {}}

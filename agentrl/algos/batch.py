@@ -109,6 +109,7 @@ class TokenBatch:
     advantages: torch.Tensor  # [B, T]
     turn_index: torch.Tensor  # [B, T]
     rows: list[int]  # episode indices
+    selected: torch.Tensor | None = None  # [B, T] bool, a whole-batch token pick
 
     def to(self, device: torch.device) -> TokenBatch:
         moved = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
@@ -124,8 +125,10 @@ def collate(
     rows: Sequence[int],
     advantages: Sequence[Sequence[float]],
     pad_id: int = 0,
+    selected: Sequence[Sequence[bool]] | None = None,
 ) -> TokenBatch:
-    """Right-padded [B, T] tensors of the episodes `rows`."""
+    """Right-padded [B, T] tensors of the episodes `rows` (with their token picks
+    `selected`, per episode and token, where given)."""
     width = max(len(episodes[i].token_ids) for i in rows)
     shape = (len(rows), width)
     batch = TokenBatch(
@@ -136,6 +139,7 @@ def collate(
         advantages=torch.zeros(shape),
         turn_index=torch.zeros(shape, dtype=torch.long),
         rows=list(rows),
+        selected=None if selected is None else torch.zeros(shape, dtype=torch.bool),
     )
     for row, index in enumerate(rows):
         episode = episodes[index]
@@ -146,4 +150,6 @@ def collate(
         batch.old_logprobs[row, :n] = torch.tensor([lp or 0.0 for lp in episode.logprobs])
         batch.advantages[row, :n] = torch.tensor(advantages[index], dtype=torch.float32)
         batch.turn_index[row, :n] = torch.tensor(episode.turn_index)
+        if selected is not None:
+            batch.selected[row, :n] = torch.tensor(selected[index], dtype=torch.bool)
     return batch

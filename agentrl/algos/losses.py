@@ -6,6 +6,9 @@ Each registered loss is a pure function
 minimise and a dict of detached scalar metrics. δ = exp(logprobs − old_logprobs).
 DAPO is `ppo_clip` with `clip_eps_high=0.28` (a trainer preset, not a separate name).
 `entropy_aware_advantage` is AEPO's advantage reweighting, applied before the loss.
+Each registration states the loss's traits: `advantage_weighted` (ppo_clip, aepo: a
+token with advantage 0 has value and gradient 0), `clip_range` (takes the clip ranges),
+`selector` (Clip-Cov / KL-Cov pick their tokens over the whole batch).
 The maths and the defaults are those of `docs/algorithms.md`.
 """
 
@@ -74,7 +77,7 @@ def _clipped_loss(
     return loss, metrics
 
 
-@register_loss("ppo_clip")
+@register_loss("ppo_clip", advantage_weighted=True, clip_range=True)
 def ppo_clip(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -96,7 +99,7 @@ def ppo_clip(
     return aggregate(loss, mask, agg), metrics
 
 
-@register_loss("aepo")
+@register_loss("aepo", advantage_weighted=True, clip_range=True)
 def aepo(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -185,7 +188,7 @@ def kl_cov_select(
     return flat_chosen.view(valid.shape)  # [B, T]
 
 
-@register_loss("clip_cov")
+@register_loss("clip_cov", clip_range=True, selector=clip_cov_select)
 def clip_cov(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -237,7 +240,7 @@ def clip_cov(
     return aggregate(loss, mask, agg), metrics
 
 
-@register_loss("kl_cov")
+@register_loss("kl_cov", selector=kl_cov_select)
 def kl_cov(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -268,17 +271,6 @@ def kl_cov(
         "ratio_mean": _masked_mean(ratio, mask),
     }
     return aggregate(loss, mask, agg), metrics
-
-
-#: Losses whose token pick needs whole-batch statistics: the trainer calls the selector
-#: once over every row of the update (with the rollout's logprobs, which equal the
-#: current policy's on an on-policy first pass) and passes the pick as `selected`.
-WHOLE_BATCH_SELECTORS = {"clip_cov": clip_cov_select, "kl_cov": kl_cov_select}
-
-#: Losses whose every token's value and gradient are 0 where its advantage is 0 (they
-#: are A times a function of the ratio): the trainer runs rows with no advantage
-#: forward only (for their metrics) when nothing else in the objective needs them.
-ADVANTAGE_WEIGHTED = frozenset({"ppo_clip", "aepo"})
 
 
 def entropy_aware_advantage(

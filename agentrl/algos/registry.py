@@ -15,18 +15,31 @@ def my_baseline(batch, *, scale: float = 1.0):
 A function's hyper-parameters are its keyword-only parameters with defaults
 (`hyperparameters(fn)`), which is what the config layer checks user keyword arguments
 against. Every per-token loss is reduced by one `aggregate(loss, mask, mode)`.
+
+What a loss or regularizer needs from the trainer is stated when it is registered, as
+its traits (`LossTraits`, `RegularizerTraits`, read back with `traits(fn)`):
+
+```python
+@register_loss("my_clip", advantage_weighted=True, clip_range=True)
+def my_clip(logprobs, old_logprobs, advantages, mask, *, agg="token-mean",
+            clip_eps_low=0.2, clip_eps_high=0.2):
+    ...
+```
+
+The trainer reads nothing else: no table lists which loss does what.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 
 from agentrl.errors import ConfigError, RegistrationError
+from agentrl.suggest import did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,23 +49,79 @@ REGULARIZERS: dict[str, Callable[..., Any]] = {}
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 
-# Keyword arguments the trainer supplies at call time: data, not configuration.
-RUNTIME_ARGUMENTS = frozenset({"ref_logprobs", "generator", "selected"})
+
+@dataclass(frozen=True)
+class LossTraits:
+    """What a loss needs from the trainer, stated by `register_loss`."""
+
+    advantage_weighted: bool = False
+    """Every token's value and gradient are 0 where its advantage is 0 (the loss is A
+    times a function of the ratio): rows with no advantage may then run forward only."""
+    clip_range: bool = False
+    """It takes `clip_eps_low` / `clip_eps_high`, set by algorithm.clip_eps_low/high."""
+    selector: Callable[..., torch.Tensor] | None = None
+    """A token pick that needs the whole batch's statistics,
+    `selector(logprobs, advantages, mask, **hparams) -> [B, T] bool`: the trainer calls
+    it once over every sampled token of the update (all micro-batches, all ranks, with
+    the rollout's logprobs) and hands the loss the pick as `selected` [B, T]. Its
+    hyper-parameters come from algorithm.loss_kwargs; a `generator` parameter gets one
+    seeded by (train.seed, step)."""
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """Keyword arguments the trainer supplies at call time: data, not configuration."""
+        return frozenset({"selected", "generator"}) if self.selector is not None else frozenset()
 
 
-def _register(table: dict[str, Callable[..., Any]], kind: str, name: str) -> Callable[[F], F]:
+@dataclass(frozen=True)
+class RegularizerTraits:
+    """What a regularizer needs from the trainer, stated by `register_regularizer`."""
+
+    needs_reference: bool = False
+    """It takes `ref_logprobs` [B, T], the reference (initial) policy's logprobs of the
+    batch's tokens; the trainer then keeps a reference policy."""
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """Keyword arguments the trainer supplies at call time: data, not configuration."""
+        return frozenset({"ref_logprobs"}) if self.needs_reference else frozenset()
+
+
+_TRAITS: dict[Callable[..., Any], Any] = {}
+
+
+def _needed(traits: Any) -> list[str]:
+    """Parameters a function registered with `traits` must take."""
+    if isinstance(traits, LossTraits):
+        clip = ["clip_eps_low", "clip_eps_high"] if traits.clip_range else []
+        return [*clip, *(["selected"] if traits.selector is not None else [])]
+    return sorted(getattr(traits, "inputs", ()))
+
+
+def _register(
+    table: dict[str, Callable[..., Any]], kind: str, name: str, traits: Any = None
+) -> Callable[[F], F]:
     if not isinstance(name, str) or not name:
         raise RegistrationError(f"A {kind} name must be a non-empty str, got {name!r}.")
 
     def decorator(fn: F) -> F:
         if not callable(fn):
             raise RegistrationError(f"{kind} {name!r}: expected a function, got {fn!r}.")
+        taken = inspect.signature(fn).parameters
+        missing = [p for p in _needed(traits) if p not in taken]
+        if missing:
+            raise RegistrationError(
+                f"{kind} {name!r} is registered with {traits}, which hands it "
+                f"{', '.join(missing)}, but it takes no such parameter; add it (keyword-only)."
+            )
         if name in table:
             raise RegistrationError(
                 f"A {kind} named {name!r} is already registered ({table[name].__module__}."
                 f"{table[name].__qualname__}); pick another name."
             )
         table[name] = fn
+        if traits is not None:
+            _TRAITS[fn] = traits
         return fn
 
     return decorator
@@ -62,9 +131,9 @@ def _lookup(table: dict[str, Callable[..., Any]], kind: str, name: str) -> Calla
     if name in table:
         return table[name]
     known = sorted(table)
-    close = difflib.get_close_matches(str(name), known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError([f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}"])
+    raise ConfigError(
+        [f"unknown {kind} {name!r}; known: {', '.join(known)}.{did_you_mean(name, known)}"]
+    )
 
 
 def register_advantage(name: str) -> Callable[[F], F]:
@@ -72,14 +141,28 @@ def register_advantage(name: str) -> Callable[[F], F]:
     return _register(ADVANTAGES, "advantage", name)
 
 
-def register_loss(name: str) -> Callable[[F], F]:
-    """Register `fn(logprobs, old_logprobs, advantages, mask, *, agg, **hparams)` under `name`."""
-    return _register(LOSSES, "loss", name)
+def register_loss(
+    name: str,
+    *,
+    advantage_weighted: bool = False,
+    clip_range: bool = False,
+    selector: Callable[..., torch.Tensor] | None = None,
+) -> Callable[[F], F]:
+    """Register `fn(logprobs, old_logprobs, advantages, mask, *, agg, **hparams)` under
+    `name`, with its traits (see `LossTraits`)."""
+    return _register(LOSSES, "loss", name, LossTraits(advantage_weighted, clip_range, selector))
 
 
-def register_regularizer(name: str) -> Callable[[F], F]:
-    """Register `fn(*, logprobs, entropy, mask, turn_index, step, total_steps, state, ...)`."""
-    return _register(REGULARIZERS, "regularizer", name)
+def register_regularizer(name: str, *, needs_reference: bool = False) -> Callable[[F], F]:
+    """Register `fn(*, logprobs, entropy, mask, turn_index, step, total_steps, state, ...)`
+    under `name`, with its traits (see `RegularizerTraits`)."""
+    return _register(REGULARIZERS, "regularizer", name, RegularizerTraits(needs_reference))
+
+
+def traits(fn: Callable[..., Any]) -> Any:
+    """The traits `fn` was registered with: `LossTraits` for a loss, `RegularizerTraits`
+    for a regularizer (None for an advantage or an unregistered function)."""
+    return _TRAITS.get(fn)
 
 
 def get_advantage(name: str) -> Callable[..., Any]:
@@ -98,13 +181,15 @@ def get_regularizer(name: str) -> Callable[..., Any]:
 
 
 def hyperparameters(fn: Callable[..., Any]) -> dict[str, Any]:
-    """Keyword-only parameters with defaults (minus runtime data such as `ref_logprobs`)."""
+    """Keyword-only parameters with defaults, minus the data the trainer supplies at call
+    time (its traits' `inputs`, such as a regularizer's `ref_logprobs`)."""
+    supplied = getattr(traits(fn), "inputs", frozenset())
     return {
         p.name: p.default
         for p in inspect.signature(fn).parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
         and p.default is not inspect.Parameter.empty
-        and p.name not in RUNTIME_ARGUMENTS
+        and p.name not in supplied
     }
 
 
@@ -120,8 +205,7 @@ def aggregate(loss: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean") 
     An empty mask gives 0, never NaN.
     """
     if mode not in AGGREGATIONS:
-        close = difflib.get_close_matches(str(mode), AGGREGATIONS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(mode, AGGREGATIONS)
         raise ConfigError(
             [f"unknown aggregation {mode!r}; known: {', '.join(AGGREGATIONS)}.{hint}"]
         )

@@ -134,7 +134,7 @@ def epo(
     return loss, metrics
 
 
-@register_regularizer("kl")
+@register_regularizer("kl", needs_reference=True)
 def kl_penalty(
     *,
     logprobs: Tensor,
@@ -152,8 +152,8 @@ def kl_penalty(
     if ref_logprobs is None:
         raise InvalidArgument(
             "the 'kl' regularizer needs ref_logprobs, the reference model's logprobs of the "
-            "same tokens [B, T]; the trainer loads a reference model only when the kl "
-            "coefficient is > 0, so check that this regularizer's coef is set."
+            "same tokens [B, T]; the trainer supplies it to regularizers registered with "
+            "needs_reference=True (as this one is)."
         )
     # Clamped like the PPO log-ratio: exp() of a garbage (masked) position must stay finite.
     diff = (ref_logprobs - logprobs).clamp(-20.0, 20.0)  # [B, T]

@@ -10,9 +10,18 @@ distribution at each sampled position: exact where the engine sees the full logi
 (`entropy_exact=True`), from the top-k logprobs otherwise.
 
 A request always carries its whole prompt as tokens, and `Completion.prefill_tokens`
-says how many of them the engine computed. An engine reuses what it already computed
-for a shared prefix (the next turn of an episode, a branch of a rollout tree): the `hf`
-engine with its prefix cache, a vLLM server with automatic prefix caching.
+says how many of them the engine computed. The prefix-reuse contract:
+
+- An engine may reuse what it computed for a prompt prefix it has seen (the previous
+  turn of an episode, its prompt plus its completion; the shared part of a branch of a
+  rollout tree): the `hf` engine with its prefix cache, a vLLM server with automatic
+  prefix caching. Reuse never changes a result, only `prefill_tokens`
+  (1 <= prefill_tokens <= prompt_tokens: the last prompt token is always computed).
+- After the policy's weights change, nothing computed before may be reused: the trainer
+  calls `load_weights(state_dict)` when the engine holds its own copy of the weights, or
+  `weights_updated()` when it changed the engine's (shared) model in place.
+
+`tests/engines/test_contract.py` checks every registered engine against this protocol.
 """
 
 from __future__ import annotations
@@ -105,7 +114,13 @@ class Engine(Protocol):
         ...
 
     def load_weights(self, state_dict: dict) -> None:
-        """Replace the policy weights (between training steps)."""
+        """Replace the policy weights (between training steps); nothing computed with the
+        old weights is reused afterwards."""
+        ...
+
+    def weights_updated(self) -> None:
+        """The model the engine serves was changed in place (an optimizer step on shared
+        weights): nothing computed before is reused afterwards."""
         ...
 
     async def close(self) -> None:

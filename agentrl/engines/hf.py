@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -525,4 +526,11 @@ def _merge(a: _Batch, b: _Batch) -> _Batch:
         temperature=torch.cat([a.temperature, b.temperature]),
         top_p=torch.cat([a.top_p, b.top_p]),
         top_k=torch.cat([a.top_k, b.top_k]),
+    )
+
+
+def from_config(config: Any, model: Any, tokenizer: Any) -> HFEngine:
+    """The `hf` backend: an engine serving `model` in this process."""
+    return HFEngine(
+        model, tokenizer, max_batch_size=config.engine.max_batch_size, seed=config.train.seed
     )

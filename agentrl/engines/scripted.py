@@ -7,7 +7,10 @@
 Each scripted text is tokenised and ended with the end-of-turn token (or cut after a
 stop string, like the real engines); logprobs and entropies are fixed values so
 layers above can be tested without a model; `entropy` may be a function of the prompt
-and the call index (branching decisions read it).
+and the call index (branching decisions read it). It keeps the whole engine protocol:
+`prefill_tokens` follows the prefix-reuse contract (a prompt extending one it answered
+since the last weight change is prefilled from there on, never fewer than 1 token),
+and `load_weights` / `weights_updated` drop what it would reuse.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class ScriptedEngine:
         self.calls = 0
         self.requests: list[GenerationRequest] = []
         self.stop_id = tokenizer.eos_token_id
+        self.weight_updates = 0
+        self._computed: list[tuple[int, ...]] = []  # prompt + completion, since new weights
+        self._closed = False
 
     def _text(self, prompt_ids: Sequence[int]) -> str:
         index = self.calls
@@ -49,7 +55,21 @@ class ScriptedEngine:
             raise RuntimeError(f"ScriptedEngine ran out of script after {len(self.script)} calls")
         return self.script[index]
 
+    def _prefill(self, prompt: Sequence[int]) -> int:
+        """Prompt tokens to compute: those after the longest prefix already computed."""
+        prompt = tuple(prompt)
+        reused = 0
+        for seen in self._computed:
+            shared = next(
+                (i for i, (a, b) in enumerate(zip(prompt, seen, strict=False)) if a != b),
+                min(len(prompt), len(seen)),
+            )
+            reused = max(reused, shared)
+        return len(prompt) - min(reused, len(prompt) - 1)
+
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        if self._closed:
+            raise RuntimeError("ScriptedEngine.generate() called after close()")
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         results = []
@@ -81,14 +101,22 @@ class ScriptedEngine:
                         entropies=[float(entropy)] * len(ids),
                         finish_reason=finish,
                         prompt_tokens=len(request.prompt_ids),
-                        prefill_tokens=len(request.prompt_ids),
+                        prefill_tokens=self._prefill(request.prompt_ids),
                     )
                 )
+                self._computed = [*self._computed[-255:], (*request.prompt_ids, *ids)]
             results.append(completions)
         return results
 
     def load_weights(self, state_dict: dict) -> None:
-        """Scripted outputs have no weights; accepted so trainer tests can run."""
+        """Scripted outputs have no weights: counted, and nothing is reused afterwards."""
+        self.weights_updated()
+
+    def weights_updated(self) -> None:
+        """Counted; nothing computed before is reused afterwards."""
+        self.weight_updates += 1
+        self._computed = []
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Nothing to release; generate() refuses afterwards, as the real engines do."""
+        self._closed = True

@@ -1,6 +1,7 @@
-"""Collect episodes for a config: model, engine, manager, JSONL output, progress bar.
+"""Collect episodes: choose tasks, run them, write each episode as it ends (JSONL).
 
-What `agentrl rollout` runs; the trainer and `agentrl eval` reuse `collect`.
+What `agentrl rollout` runs (with a manager from `agentrl.factory.make_manager`);
+`agentrl eval` reuses `collect`.
 """
 
 from __future__ import annotations
@@ -9,14 +10,10 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from agentrl.config import Config
-from agentrl.engines import Engine
 from agentrl.errors import InvalidArgument
-from agentrl.rollout.branching import BranchSettings
 from agentrl.rollout.manager import RolloutManager
 from agentrl.rollout.trajectory import Episode, EpisodeWriter
 
@@ -28,47 +25,6 @@ def choose_tasks(num_tasks: int, count: int, seed: int) -> list[int]:
             f"asked for {count} tasks but the split has {num_tasks}; use 1 to {num_tasks}"
         )
     return [int(i) for i in np.random.default_rng(seed).permutation(num_tasks)[:count]]
-
-
-def branch_settings(config: Config) -> BranchSettings | None:
-    """The config's branching rollout (None for independent samples)."""
-    rollout = config.rollout
-    if rollout.branching == "none":
-        return None
-    aepo = rollout.branching == "aepo"
-    return BranchSettings(
-        method=rollout.branching,
-        samples=rollout.samples_per_task,
-        initial=rollout.initial_samples or max(1, rollout.samples_per_task // 2),
-        probe_tokens=rollout.branch_probe_tokens,
-        alpha=rollout.branch_alpha,
-        beta=rollout.branch_beta,
-        threshold=rollout.branch_threshold,
-        copies=rollout.branch_copies,
-        penalty=rollout.branch_penalty if aepo else 0.0,
-        premonitor=rollout.premonitor,
-    )
-
-
-def make_manager(config: Config, engine: Engine, tokenizer: Any, split: str) -> RolloutManager:
-    """A rollout manager with the config's env, sampling and branching settings."""
-    rollout = config.rollout
-    return RolloutManager(
-        engine,
-        tokenizer,
-        config.env.name,
-        config.env.env_kwargs(),
-        split=split,
-        samples_per_task=rollout.samples_per_task,
-        max_new_tokens=rollout.max_new_tokens,
-        max_context_tokens=rollout.max_context_tokens,
-        temperature=rollout.temperature,
-        top_p=rollout.top_p,
-        top_k=rollout.top_k,
-        workers=rollout.workers,
-        seed=config.train.seed,
-        branching=branch_settings(config),
-    )
 
 
 def collect(
