@@ -631,13 +631,18 @@ def _cross_checks(config: Config) -> list[str]:
             "(e.g. http://127.0.0.1:8000/v1)"
         )
     if config.engine.base_url and (chosen is None or not chosen.takes_url):
-        users = " or ".join(repr(name) for name in takers) or "'openai'"
-        fix = f"remove it or set engine.backend={takers[0]}" if takers else "remove it"
-        problems.append(
-            f"engine.base_url: only the {users} backend uses it"
-            f"{'' if takers else ' (not in this version)'}, but engine.backend is "
-            f"{config.engine.backend!r}; {fix}"
-        )
+        if takers:
+            users = " or ".join(repr(name) for name in takers)
+            fix = f"remove it or set engine.backend={takers[0]}"
+            problems.append(
+                f"engine.base_url: only the {users} backend uses it, but engine.backend is "
+                f"{config.engine.backend!r}; {fix}"
+            )
+        else:
+            problems.append(
+                "engine.base_url: only the 'openai' backend uses it, which this version does "
+                "not have (no registered backend serves from a URL); remove it"
+            )
     if not config.model.lora:
         # Values left at their defaults are fine: a saved resolved config lists them all.
         lora_keys = {"lora_rank", "lora_alpha", "lora_dropout", "lora_targets"}

@@ -119,7 +119,7 @@ class TextEnv(gym.Env[str, str]):
     default_max_turns: ClassVar[int] = 20
     #: What the agent is told before its task: the first part of the system prompt.
     instructions: ClassVar[str] = ""
-    #: How a policy writes actions: "bracket", "tags" or "json" (agentrl.tools.parsers).
+    #: How a policy writes actions: "bracket", "tags" or "json" (agentrl.rollout.actions).
     action_format: ClassVar[str] = "bracket"
     #: The env's action names, e.g. ("search", "click"); empty accepts any name.
     action_names: ClassVar[tuple[str, ...]] = ()

@@ -14,7 +14,7 @@ Two ways to keep the ranks' parameters equal:
   unit). The root unit is `ShardedPolicy`, whose forward is the trainer's chunked
   logprob/entropy pass, so the head's chunks run while the root's parameters are
   gathered. Every forward gathers parameters from all ranks, so every rank must run
-  the same number of forward/backward passes (the trainer pads with empty
+  the same number of forward/backward passes (batch preparation pads with empty
   micro-batches); the inference engine cannot sample from sharded weights, so it gets
   its own whole copy, refreshed from `full_state_dict` after each optimizer step.
 
@@ -93,7 +93,8 @@ def sum_dicts(values: dict[str, float]) -> dict[str, float]:
     if _single():
         return values
     parts = all_gather(values)
-    return {k: sum(p.get(k, 0.0) for p in parts) for k in set().union(*parts)}
+    keys = dict.fromkeys(k for part in parts for k in part)  # first seen first, every rank
+    return {k: sum(p.get(k, 0.0) for p in parts) for k in keys}
 
 
 def all_gather(value: T) -> list[T]:

@@ -192,7 +192,7 @@ def _not_found(name: str) -> EnvNotFound:
     except gym.error.Error:
         typed = name
     suggestions = close_matches(typed, choices, n=3)
-    hint = did_you_mean(typed, choices, n=3)
+    hint = f" Did you mean {' or '.join(map(repr, suggestions))}?" if suggestions else ""
     listing = ", ".join(known) if known else "none"
     broken = (
         f" Plug-ins that failed to load: {'; '.join(_plugin_errors)}." if _plugin_errors else ""

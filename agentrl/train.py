@@ -234,9 +234,9 @@ def update(
 ) -> dict[str, float]:
     """Advantages, then `ppo_epochs` passes of gradient accumulation over micro-batches,
     one optimizer step each. Returns the update's metrics."""
-    started = time.perf_counter()
     objective = objective_of(config)
     prepared = prepare(episodes, objective, batch_settings(config, step, is_sharded(model)))
+    started = time.perf_counter()
     device = next(model.parameters()).device
     epochs, sums = config.train.ppo_epochs, {}
     fwd_bwd_s, forward_only_tokens = 0.0, 0
@@ -272,10 +272,11 @@ def update(
             _accumulate(sums, metrics, prepared.share("token-mean", batch), epoch, epochs)
         distributed.sum_gradients(model)  # nothing in one process or under FSDP
         grad_norm = _optimizer_step(model, optimizer, config.optim.max_grad_norm)
+    sums = distributed.sum_dicts(sums)
     update_s = time.perf_counter() - started
     sequence_tokens = sum(len(e.token_ids) for e in prepared.episodes)
     return {
-        **{f"train/{k}": v for k, v in distributed.sum_dicts(sums).items()},
+        **{f"train/{k}": v for k, v in sums.items()},
         "train/grad_norm": grad_norm,
         "train/tokens": float(prepared.tokens),
         "train/overlong_penalty": prepared.overlong_penalty,

@@ -120,7 +120,7 @@ def run_sync(manager: RolloutManager, tasks: list[int], turns: int) -> tuple[int
     episodes = []
     for task in tasks:
         for sample in range(manager.samples_per_task):
-            env = manager._make_env()
+            env = manager.runner.make_env()
             observation, _ = env.reset(seed=sample, options={"task_index": task})
             episodes.append(
                 {

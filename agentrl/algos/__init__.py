@@ -23,6 +23,8 @@ from agentrl.algos.registry import (
     AGGREGATIONS,
     LOSSES,
     REGULARIZERS,
+    LossTraits,
+    RegularizerTraits,
     aggregate,
     get_advantage,
     get_loss,
@@ -31,6 +33,7 @@ from agentrl.algos.registry import (
     register_advantage,
     register_loss,
     register_regularizer,
+    traits,
 )
 from agentrl.algos.regularizers import entropy_bonus, epo, kl_penalty
 
@@ -40,6 +43,8 @@ __all__ = [
     "LOSSES",
     "REGULARIZERS",
     "AdvantageInput",
+    "LossTraits",
+    "RegularizerTraits",
     "aepo",
     "aggregate",
     "arpo_attribution",
@@ -63,4 +68,5 @@ __all__ = [
     "register_advantage",
     "register_loss",
     "register_regularizer",
+    "traits",
 ]

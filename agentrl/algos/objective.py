@@ -2,9 +2,10 @@
 
     objective = Objective.build("ppo_clip", {}, regularizers=[("kl", {"coef": 0.1})])
     total, metrics = compute(objective, batch, logprobs, entropy, share=share, step=3,
-                             total_steps=10, state={}, ref_logprobs=ref)   # pure
+                             total_steps=10, state=history, ref_logprobs=ref)
 
-`total` is what the trainer backpropagates: each term weighted by this micro-batch's
+A function of its arguments, except that regularizers with a history (EPO) update it in
+`state`. `total` is what the trainer backpropagates: each term weighted by this micro-batch's
 share of the whole batch under the term's aggregation (`share(mode)`), so that summing
 the micro-batches' gradients gives the whole batch's. Nothing here knows which loss or
 regularizer it runs: what they need is in their registered traits (`traits(fn)`). KL to

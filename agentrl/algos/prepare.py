@@ -7,10 +7,11 @@
 
 In order: DAPO's overlong shaping of the rewards, the advantages, ARPO hard attribution,
 which rows may run forward only, packing into micro-batches, and what needs the whole
-batch at once: its token and row counts, AEPO's entropy moments, the Clip-Cov / KL-Cov
-token pick. With several processes those are the whole batch's over all ranks (through
-`agentrl.distributed`, whose collectives do nothing in one process); otherwise this is
-a pure function of the episodes and the settings.
+batch at once: its token and row counts, the Clip-Cov / KL-Cov token pick, FSDP's
+padding micro-batches, AEPO's entropy moments. With several processes those are the
+whole batch's over all ranks (through `agentrl.distributed`, whose collectives do
+nothing in one process); otherwise this is a pure function of the episodes and the
+settings.
 """
 
 from __future__ import annotations

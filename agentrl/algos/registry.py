@@ -69,7 +69,8 @@ class LossTraits:
 
     @property
     def inputs(self) -> frozenset[str]:
-        """Keyword arguments the trainer supplies at call time: data, not configuration."""
+        """Parameters that are data, not configuration: the pick `selected` the trainer
+        hands the loss, and a `generator`, which it hands only the selector."""
         return frozenset({"selected", "generator"}) if self.selector is not None else frozenset()
 
 
@@ -90,6 +91,17 @@ class RegularizerTraits:
 _TRAITS: dict[Callable[..., Any], Any] = {}
 
 
+# Parameters that only a trait supplies, and the trait that does, per kind.
+_DECLARED = {
+    "loss": {
+        "clip_eps_low": "clip_range=True",
+        "clip_eps_high": "clip_range=True",
+        "selected": "selector=...",
+    },
+    "regularizer": {"ref_logprobs": "needs_reference=True"},
+}
+
+
 def _needed(traits: Any) -> list[str]:
     """Parameters a function registered with `traits` must take."""
     if isinstance(traits, LossTraits):
@@ -107,17 +119,25 @@ def _register(
     def decorator(fn: F) -> F:
         if not callable(fn):
             raise RegistrationError(f"{kind} {name!r}: expected a function, got {fn!r}.")
+        if name in table:
+            raise RegistrationError(
+                f"A {kind} named {name!r} is already registered ({table[name].__module__}."
+                f"{table[name].__qualname__}); pick another name."
+            )
         taken = inspect.signature(fn).parameters
-        missing = [p for p in _needed(traits) if p not in taken]
+        needed = _needed(traits)
+        missing = [p for p in needed if p not in taken]
         if missing:
             raise RegistrationError(
                 f"{kind} {name!r} is registered with {traits}, which hands it "
                 f"{', '.join(missing)}, but it takes no such parameter; add it (keyword-only)."
             )
-        if name in table:
+        undeclared = [p for p in _DECLARED.get(kind, {}) if p in taken and p not in needed]
+        if undeclared:
             raise RegistrationError(
-                f"A {kind} named {name!r} is already registered ({table[name].__module__}."
-                f"{table[name].__qualname__}); pick another name."
+                f"{kind} {name!r} takes {', '.join(undeclared)}, which only a trait supplies; "
+                f"register it with {', '.join(sorted({_DECLARED[kind][p] for p in undeclared}))}, "
+                "or rename the parameter."
             )
         table[name] = fn
         if traits is not None:

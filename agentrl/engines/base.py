@@ -15,7 +15,7 @@ says how many of them the engine computed. The prefix-reuse contract:
 - An engine may reuse what it computed for a prompt prefix it has seen (the previous
   turn of an episode, its prompt plus its completion; the shared part of a branch of a
   rollout tree): the `hf` engine with its prefix cache, a vLLM server with automatic
-  prefix caching. Reuse never changes a result, only `prefill_tokens`
+  prefix caching. Reuse changes no result beyond numerics, only `prefill_tokens`
   (1 <= prefill_tokens <= prompt_tokens: the last prompt token is always computed).
 - After the policy's weights change, nothing computed before may be reused: the trainer
   calls `load_weights(state_dict)` when the engine holds its own copy of the weights, or

@@ -32,9 +32,10 @@ def check_engine(make: Callable[[], Any], tokenizer: Any) -> None:
         _prefix_reuse,
         _closed,
     ]
-    failures = []
+    failures, kind = [], "the engine"
     for check in checks:
         engine = make()
+        kind = type(engine).__name__
         try:
             check(engine, tokenizer)
         except Exception as exc:  # every check runs; all failures are reported together
@@ -46,7 +47,7 @@ def check_engine(make: Callable[[], Any], tokenizer: Any) -> None:
                 failures.append(f"close: {type(exc).__name__}: {exc}")
     if failures:
         raise EngineContractError(
-            f"{type(make()).__name__} breaks the engine contract:\n  - " + "\n  - ".join(failures)
+            f"{kind} breaks the engine contract:\n  - " + "\n  - ".join(failures)
         )
 
 

@@ -8,8 +8,9 @@ Each scripted text is tokenised and ended with the end-of-turn token (or cut aft
 stop string, like the real engines); logprobs and entropies are fixed values so
 layers above can be tested without a model; `entropy` may be a function of the prompt
 and the call index (branching decisions read it). It keeps the whole engine protocol:
-`prefill_tokens` follows the prefix-reuse contract (a prompt extending one it answered
-since the last weight change is prefilled from there on, never fewer than 1 token),
+`prefill_tokens` follows the prefix-reuse contract (a prompt sharing a prefix with a
+prompt and completion it answered since the last weight change is prefilled after the
+longest such prefix, never fewer than 1 token),
 and `load_weights` / `weights_updated` drop what it would reuse.
 """
 

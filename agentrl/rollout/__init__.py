@@ -1,4 +1,7 @@
-"""Rollout: chat rendering as token deltas, the asynchronous manager, trajectory records."""
+"""Rollout: the manager (`manager.py`) runs episodes (`episode.py`) or grows ARPO / AEPO
+trees of them (`tree.py`, decisions in `branching.py`); `actions.py` parses replies into
+actions, `chat.py` renders turns as token deltas, `trajectory.py` records episodes, and
+`groups.py` draws a training step's task groups (with DAPO's dynamic sampling)."""
 
 from agentrl.rollout.chat import ChatFormat
 from agentrl.rollout.manager import RolloutManager, summarize

@@ -209,6 +209,12 @@ def test_traits_are_checked_against_the_signature(algo_sandbox):
         def no_clip_params(logprobs, old_logprobs, advantages, mask, *, agg="token-mean"):
             raise AssertionError
 
+    with pytest.raises(RegistrationError, match="register it with clip_range=True"):
+
+        @register_loss("undeclared_clip")
+        def undeclared_clip(logprobs, old_logprobs, advantages, mask, *, clip_eps_high=0.2):
+            raise AssertionError
+
     with pytest.raises(RegistrationError, match="ref_logprobs"):
 
         @register_regularizer("needs_ref", needs_reference=True)

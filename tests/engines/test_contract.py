@@ -29,7 +29,15 @@ def _scripted(tokenizer, model):
     return ScriptedEngine(tokenizer, lambda prompt, i: f"I think {len(prompt) % 7} [ok] then more")
 
 
-ENGINES = ["scripted", *backends()]
+ENGINES = [
+    "scripted",
+    *[
+        name
+        if not backend.takes_url
+        else pytest.param(name, marks=pytest.mark.skip(reason="serves from a URL: needs a server"))
+        for name, backend in backends().items()
+    ],
+]
 
 
 @pytest.fixture(params=ENGINES)
@@ -120,3 +128,23 @@ def test_a_backend_that_takes_a_url_needs_one(engine_sandbox):
     assert config.engine.base_url.endswith("/v1")
     with pytest.raises(agentrl.errors.ConfigError, match="only the 'remote' backend uses it"):
         agentrl.load_config(None, ["engine.base_url=http://127.0.0.1:9/v1"])
+
+
+def test_the_trainer_tells_the_engine_of_every_update(engine_sandbox, tmp_path, tokenizer):
+    # A backend registered in the test serves the whole training run.
+    from agentrl.train import train
+    from tests.helpers import SMALL_TRAIN
+
+    built = []
+
+    @register_engine("counting")
+    def counting(config, model, tokenizer):
+        built.append(ScriptedEngine(tokenizer, lambda prompt, i: f"guess[{i % 9 + 1}]"))
+        return built[-1]
+
+    config = agentrl.load_config(
+        None, [*SMALL_TRAIN, "env.name=guess", "engine.backend=counting", "train.steps=2"]
+    )
+    train(config, tmp_path)
+    [engine] = built
+    assert engine.weight_updates == 2 and engine.calls > 0  # once per optimizer step

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from agentrl.tools.parsers import PARSERS, ParsedAction, make_parser
 
 from agentrl.errors import ConfigError
+from agentrl.rollout.actions import PARSERS, ParsedAction, make_parser
 
 WEB = ["search", "click"]
 CALC = ["calculate", "answer"]

@@ -1,4 +1,4 @@
-"""Action parsers: turn a policy's generated text into one canonical env action.
+"""The rollout's action layer: parsers that turn generated text into one env action.
 
 Environments take actions written `name[argument]` (`search[red shoes]`, `answer[84]`).
 Policies are prompted in one of three formats, and a parser per format finds the action:
