@@ -21,7 +21,6 @@ of the weights, refreshed after every optimizer step.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import os
 import random
@@ -36,8 +35,7 @@ import numpy as np
 import torch
 
 from agentrl import distributed
-from agentrl.algos.batch import TokenBatch
-from agentrl.algos.logprobs import sequence_logprobs
+from agentrl.algos.logprobs import policy_logprobs, reference_logprobs, sequence_logprobs
 from agentrl.algos.objective import Objective, compute, diagnostics
 from agentrl.algos.prepare import BatchSettings, prepare
 from agentrl.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
@@ -247,7 +245,7 @@ def update(
             trains = prepared.trains(rows)
             computing = time.perf_counter()
             with torch.set_grad_enabled(trains):
-                logprobs, entropy = _policy_logprobs(model, batch, config.rollout.temperature)
+                logprobs, entropy = policy_logprobs(model, batch, config.rollout.temperature)
                 total, metrics = compute(
                     objective,
                     batch,
@@ -259,7 +257,7 @@ def update(
                     state=state["regularizers"],
                     entropy_stats=prepared.entropy_stats,
                     ref_logprobs=(
-                        _reference_logprobs(model, reference, batch, config)
+                        reference_logprobs(model, reference, batch, config.rollout.temperature)
                         if objective.needs_reference
                         else None
                     ),
@@ -441,38 +439,3 @@ def _trainable(model: Any, config: Config) -> Any:
         # deprecation warning; nothing for our users to act on.
         warnings.filterwarnings("ignore", PEFT_DEPRECATION, FutureWarning)
         return get_peft_model(model, lora).eval()
-
-
-def _policy_logprobs(
-    model: Any, batch: TokenBatch, temperature: float, compute_entropy: bool = True
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Logprobs [B, T] and entropies [B, T] of the batch's tokens under `model` (a
-    policy, or its FSDP root unit, whose forward is this same computation)."""
-    if is_sharded(model):
-        return model(batch.input_ids, batch.attention_mask, temperature, compute_entropy)
-    return sequence_logprobs(
-        model,
-        batch.input_ids,
-        batch.attention_mask,
-        temperature=temperature,
-        compute_entropy=compute_entropy,
-    )
-
-
-def _reference_logprobs(
-    model: Any, reference: Any, batch: TokenBatch, config: Config
-) -> torch.Tensor:
-    """The initial policy's logprobs of the batch's tokens [B, T] (no gradient)."""
-    # LoRA: the base model, adapters switched off, is the initial policy.
-    if reference is None:
-        peft_model = model.policy if is_sharded(model) else model
-        adapters_off = peft_model.disable_adapter()
-    else:
-        adapters_off = contextlib.nullcontext()
-    with torch.no_grad(), adapters_off:
-        return _policy_logprobs(
-            model if reference is None else reference,
-            batch,
-            config.rollout.temperature,
-            compute_entropy=False,
-        )[0]

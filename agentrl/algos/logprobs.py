@@ -13,8 +13,13 @@ backward recomputes each chunk's logits (see `_ChunkedHead`).
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import torch
 from torch import Tensor, nn
+
+from agentrl.distributed import is_sharded
 
 
 def token_logprobs_and_entropy(
@@ -254,3 +259,33 @@ def _scaled_logits(
     logits = nn.functional.linear(hidden.to(weight.dtype), weight, bias)  # [C, V]
     z = logits.float()  # [C, V]; `logits` itself when fp32, fresh either way, so in place is safe
     return z.div_(temperature) if temperature != 1.0 else z  # [C, V]
+
+
+def policy_logprobs(
+    model: Any, batch: Any, temperature: float, compute_entropy: bool = True
+) -> tuple[Tensor, Tensor | None]:
+    """Logprobs [B, T] and entropies [B, T] of a `TokenBatch`'s tokens under `model` (a
+    policy, or its FSDP root unit, whose forward is this same computation)."""
+    if is_sharded(model):
+        return model(batch.input_ids, batch.attention_mask, temperature, compute_entropy)
+    return sequence_logprobs(
+        model,
+        batch.input_ids,
+        batch.attention_mask,
+        temperature=temperature,
+        compute_entropy=compute_entropy,
+    )
+
+
+def reference_logprobs(model: Any, reference: Any, batch: Any, temperature: float) -> Tensor:
+    """The initial policy's logprobs of a `TokenBatch`'s tokens [B, T] (no gradient):
+    `reference`, or with LoRA (`reference` None) `model` with its adapters switched off."""
+    if reference is None:
+        peft_model = model.policy if is_sharded(model) else model
+        adapters_off = peft_model.disable_adapter()
+    else:
+        adapters_off = contextlib.nullcontext()
+    with torch.no_grad(), adapters_off:
+        return policy_logprobs(
+            model if reference is None else reference, batch, temperature, compute_entropy=False
+        )[0]
