@@ -21,9 +21,18 @@ from agentrl.errors import EngineContractError
 PROMPT = "The quick brown fox jumps over"
 
 
-def check_engine(make: Callable[[], Any], tokenizer: Any) -> None:
+def check_engine(
+    make: Callable[[], Any], tokenizer: Any, *, tolerance: float | None = 1e-4
+) -> None:
     """Run every check on engines from `make`; raise `EngineContractError` naming each
-    check that failed."""
+    check that failed.
+
+    `tolerance`: how far the logprobs of the same sample may differ between a run that
+    reuses a prefix (or repeats a seed) and one that does not; the samples must then be
+    equal too. float32 on a CPU agrees to 1e-6; an engine whose kernels differ between
+    those paths (bf16 on a GPU, a server's prefix cache) passes a larger value, or None
+    to check only the prefill counts.
+    """
     checks = [
         _protocol,
         _limits,
@@ -37,7 +46,7 @@ def check_engine(make: Callable[[], Any], tokenizer: Any) -> None:
         engine = make()
         kind = type(engine).__name__
         try:
-            check(engine, tokenizer)
+            check(engine, tokenizer, tolerance)
         except Exception as exc:  # every check runs; all failures are reported together
             failures.append(f"{check.__name__.strip('_')}: {type(exc).__name__}: {exc}")
         finally:
@@ -99,7 +108,7 @@ def _valid(completion: Completion, request: GenerationRequest, tokenizer: Any) -
             _expect(completion.finish_reason == "stop", f"stop {stop!r} but not 'stop'")
 
 
-def _protocol(engine: Any, tokenizer: Any) -> None:
+def _protocol(engine: Any, tokenizer: Any, tolerance: float | None) -> None:
     missing = [
         name
         for name in ("generate", "load_weights", "weights_updated", "close")
@@ -108,7 +117,7 @@ def _protocol(engine: Any, tokenizer: Any) -> None:
     _expect(not missing and isinstance(engine, Engine), f"missing methods: {missing}")
 
 
-def _limits(engine: Engine, tokenizer: Any) -> None:
+def _limits(engine: Engine, tokenizer: Any, tolerance: float | None) -> None:
     requests = [
         GenerationRequest(_ids(tokenizer), SamplingParams(max_new_tokens=3, n=2, seed=1)),
         GenerationRequest(_ids(tokenizer, "Hi"), SamplingParams(max_new_tokens=40, seed=2)),
@@ -124,7 +133,7 @@ def _limits(engine: Engine, tokenizer: Any) -> None:
             _valid(completion, request, tokenizer)
 
 
-def _concurrent_callers(engine: Engine, tokenizer: Any) -> None:
+def _concurrent_callers(engine: Engine, tokenizer: Any, tolerance: float | None) -> None:
     requests = [
         GenerationRequest(_ids(tokenizer, f"Count {i}"), SamplingParams(max_new_tokens=4))
         for i in range(3)
@@ -138,16 +147,17 @@ def _concurrent_callers(engine: Engine, tokenizer: Any) -> None:
         _valid(answer[0][0], request, tokenizer)
 
 
-def _seeded(engine: Engine, tokenizer: Any) -> None:
+def _seeded(engine: Engine, tokenizer: Any, tolerance: float | None) -> None:
     request = GenerationRequest(_ids(tokenizer), SamplingParams(max_new_tokens=8, seed=7))
     [[first]] = _generate(engine, request)
     engine.weights_updated()  # the same computation again, nothing reused
     [[again]] = _generate(engine, request)
-    _expect(again.token_ids == first.token_ids, "the same seed gave other tokens")
-    _close(again.logprobs, first.logprobs, "the same seed gave other logprobs")
+    if tolerance is not None:
+        _expect(again.token_ids == first.token_ids, "the same seed gave other tokens")
+        _close(again.logprobs, first.logprobs, "the same seed gave other logprobs", tolerance)
 
 
-def _prefix_reuse(engine: Engine, tokenizer: Any) -> None:
+def _prefix_reuse(engine: Engine, tokenizer: Any, tolerance: float | None) -> None:
     # The next turn of an episode: the first request's prompt and completion, then more.
     start = GenerationRequest(_ids(tokenizer), SamplingParams(max_new_tokens=6))
     [[first]] = _generate(engine, start)
@@ -162,8 +172,9 @@ def _prefix_reuse(engine: Engine, tokenizer: Any) -> None:
         f"after weights_updated() {len(extended) - fresh.prefill_tokens} prompt tokens were "
         "reused from before",
     )
-    _expect(fresh.token_ids == reused.token_ids, "reusing a prefix changed the sample")
-    _close(fresh.logprobs, reused.logprobs, "reusing a prefix changed the logprobs")
+    if tolerance is not None:
+        _expect(fresh.token_ids == reused.token_ids, "reusing a prefix changed the sample")
+        _close(fresh.logprobs, reused.logprobs, "reusing a prefix changed the logprobs", tolerance)
     _generate(engine, request)
     engine.load_weights({})  # the same weights, loaded again: nothing from before either
     [[loaded]] = _generate(engine, request)
@@ -173,7 +184,7 @@ def _prefix_reuse(engine: Engine, tokenizer: Any) -> None:
     )
 
 
-def _closed(engine: Engine, tokenizer: Any) -> None:
+def _closed(engine: Engine, tokenizer: Any, tolerance: float | None) -> None:
     asyncio.run(engine.close())
     request = GenerationRequest(_ids(tokenizer), SamplingParams(max_new_tokens=2))
     try:
@@ -183,5 +194,5 @@ def _closed(engine: Engine, tokenizer: Any) -> None:
     raise AssertionError("generate() after close() must raise RuntimeError")
 
 
-def _close(a: Sequence[float], b: Sequence[float], message: str, tol: float = 1e-4) -> None:
+def _close(a: Sequence[float], b: Sequence[float], message: str, tol: float) -> None:
     _expect(len(a) == len(b) and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True)), message)
