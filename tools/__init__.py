@@ -1,4 +1,10 @@
-"""Tool backends that environments call: arithmetic now; retrieval and a code sandbox later.
+"""Tools that environments offer the agent: `Tool` (a typed function with its JSON schema),
+`Toolbox` (an env's tools, calls counted per tool), `ToolError`; and the tools
+themselves: arithmetic now (`calculator.calculate`), retrieval and a code sandbox later.
 
 Installed as `agentrl.tools` (the repository keeps the folder at its top level).
 """
+
+from agentrl.tools.base import Tool, Toolbox, ToolError, ToolResult, ToolStats
+
+__all__ = ["Tool", "ToolError", "ToolResult", "ToolStats", "Toolbox"]

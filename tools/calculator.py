@@ -1,7 +1,9 @@
-"""A safe arithmetic evaluator: the calculator tool of the Calculator env.
+"""A safe arithmetic evaluator, and `calculate`, the calculator tool built on it.
 
     >>> evaluate("12 * (3 + 4)")
     84
+    >>> calculate("12 * (3 + 4)")   # the tool: text in, text out, ToolError on bad input
+    '84'
 
 Only numbers, `+ - * / // % **`, unary signs and parentheses are accepted, and the
 sizes of operands, exponents and results are bounded, so an agent cannot hang the
@@ -15,6 +17,8 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Callable
+
+from agentrl.tools.base import ToolError
 
 MAX_EXPRESSION_CHARS = 200
 MAX_EXPONENT = 64
@@ -39,6 +43,18 @@ _UNARY: dict[type[ast.unaryop], Callable[[Number], Number]] = {
 
 class CalculatorError(ValueError):
     """The expression is not plain arithmetic, or its value is out of bounds."""
+
+
+def calculate(expression: str) -> str:
+    """Evaluate an arithmetic expression.
+
+    Args:
+        expression: numbers, + - * / // % ** and parentheses, e.g. 12 * (3 + 4).
+    """
+    try:
+        return str(evaluate(expression))
+    except CalculatorError as exc:
+        raise ToolError(f"Calculator error: {exc}.") from None
 
 
 def evaluate(expression: str) -> Number:

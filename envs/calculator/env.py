@@ -5,9 +5,12 @@
     env.step("calculate[57 * 38 - 12]")       # "2154"
     env.step("answer[2154]")                  # reward 1.0, terminated, success
 
-The tool is `agentrl.tools.calculator.evaluate`. Expressions are drawn with a fixed
-seed, duplicates skipped, and cut into train / valid / test, so no expression is in
-two splits. Reward 1 for the right answer; a wrong answer ends the episode with 0.
+The env's tools come from its `tools` argument, a `Toolbox` (by default the calculator
+tool, `agentrl.tools.calculator.calculate`): `act` handles `answer` itself and hands
+every other action to the toolbox, which reports each call in `info` (`tool_call`,
+`tool_error`, `tool_latency_s`). Expressions are drawn with a fixed seed, duplicates
+skipped, and cut into train / valid / test, so no expression is in two splits.
+Reward 1 for the right answer; a wrong answer ends the episode with 0.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import functools
 import re
 
 import numpy as np
-from agentrl.tools.calculator import CalculatorError, evaluate
+from agentrl.tools.base import Toolbox, ToolStats
+from agentrl.tools.calculator import calculate, evaluate
 
 from agentrl.core import InvalidAction, Outcome, Split, TextEnv
 from agentrl.errors import InvalidArgument
@@ -24,7 +28,7 @@ from agentrl.errors import InvalidArgument
 OPERATORS = ("+", "-", "*")
 SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 MAX_TASKS = 2500
-_ACTION = re.compile(r"\s*(calculate|answer)\s*\[(.*)\]\s*", re.IGNORECASE | re.DOTALL)
+_ACTION = re.compile(r"\s*(\w+)\s*\[(.*)\]\s*", re.DOTALL)
 
 
 @functools.cache
@@ -64,7 +68,6 @@ class CalculatorEnv(TextEnv):
         "Compute the value of an arithmetic expression. You may check your work with the "
         "calculator, then give your final answer once."
     )
-    action_names = ("calculate", "answer")
 
     def __init__(
         self,
@@ -73,6 +76,7 @@ class CalculatorEnv(TextEnv):
         max_operand: int = 99,
         max_turns: int | None = None,
         render_mode: str | None = None,
+        tools: Toolbox | None = None,
     ) -> None:
         if num_operands < 2 or max_operand < 2:
             raise InvalidArgument(
@@ -82,6 +86,8 @@ class CalculatorEnv(TextEnv):
         super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
         self.num_operands = num_operands
         self.max_operand = max_operand
+        self.tools = tools if tools is not None else Toolbox([calculate])
+        self.action_names = (*self.tools.names, "answer")
         self.expression = ""
         self.result = 0
         _tasks(num_operands, max_operand)  # fail early on a too-small task space
@@ -96,6 +102,7 @@ class CalculatorEnv(TextEnv):
         return f"calc-{self._split_tasks(split)[index]}"
 
     def load_task(self, split: Split, index: int) -> str:
+        self.tools.stats = ToolStats()  # counted per episode
         self.expression = self._split_tasks(split)[index]
         self.result = evaluate(self.expression)
         return (
@@ -105,17 +112,20 @@ class CalculatorEnv(TextEnv):
 
     def act(self, action: str) -> Outcome:
         match = _ACTION.fullmatch(action)
-        if match is None:
-            raise InvalidAction(
-                f"Invalid action {action[:80]!r}. Use calculate[expression], e.g. "
-                "calculate[12 * 7], or answer[number], e.g. answer[84]."
+        name = match.group(1).lower() if match else ""
+        if name != "answer" and name not in self.tools.names:
+            tools = ", ".join(
+                f"{tool}[{next(iter(self.tools.tools[tool].parameters['properties']), '')}]"
+                for tool in self.tools.names
             )
-        tool, argument = match.group(1).lower(), match.group(2).strip()
-        if tool == "calculate":
-            try:
-                return Outcome(str(evaluate(argument)), info={"tool_call": "calculate"})
-            except CalculatorError as exc:
-                return Outcome(f"Calculator error: {exc}.", info={"tool_call": "calculate"})
+            raise InvalidAction(
+                f"Invalid action {action[:80]!r}. Use {tools}, e.g. calculate[12 * 7], or "
+                "answer[number], e.g. answer[84]."
+            )
+        argument = match.group(2).strip()
+        if name != "answer":  # the toolbox's: its result, or its error, is the observation
+            result = self.tools.call(name, argument)
+            return Outcome(result.observation, info=self.tools.info(result))
         try:
             value = float(argument.replace(",", ""))
         except ValueError:
@@ -124,7 +134,13 @@ class CalculatorEnv(TextEnv):
             ) from None
         correct = abs(value - self.result) < 1e-9
         verdict = "Correct." if correct else f"Wrong: the answer was {self.result}."
-        return Outcome(verdict, reward=float(correct), terminated=True, success=correct)
+        return Outcome(
+            verdict,
+            reward=float(correct),
+            terminated=True,
+            success=correct,
+            info=self.tools.stats.flat(),
+        )
 
     def valid_actions(self) -> list[str]:
         return [f"calculate[{self.expression}]", "answer[0]"]

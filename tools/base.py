@@ -1,0 +1,256 @@
+"""Tools: typed functions an env lets the agent call, and the toolbox that calls them.
+
+    def calculate(expression: str) -> str:
+        '''Evaluate an arithmetic expression.
+
+        Args:
+            expression: numbers, + - * / // % ** and parentheses.
+        '''
+        ...
+
+    toolbox = Toolbox([Tool.from_function(calculate, timeout_s=2)])
+    result = toolbox.call("calculate", "12 * (3 + 4)")   # or {"expression": "12 * (3 + 4)"}
+    result.observation, result.ok, result.latency_s       # "84", True, 0.0001
+    toolbox.info(result)   # {"tool_call": "calculate", "tool_error": False, ...} for step's info
+    toolbox.schemas()   # JSON schemas, for apply_chat_template(tools=...)
+
+A tool's JSON schema comes from its signature and docstring, as
+`transformers.utils.get_json_schema` builds it (the format chat templates take). A
+call's failure never raises: a `ToolError` (the tool's own words for the agent), a
+wrong or missing argument, an unknown tool, a timeout or any other exception becomes
+the observation the agent reads, with `ok` False (a `ToolError`'s message as it is; the
+others prefixed with the tool's name). Async functions are awaited; sync
+ones run in a worker thread, so a timeout returns at once (a stuck sync call keeps
+its thread until it ends; code that must be stopped belongs in a sandbox process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentrl.errors import InvalidArgument
+from agentrl.suggest import did_you_mean
+
+# Sync tools run here rather than in the event loop's default executor, which
+# `asyncio.run` joins on exit: a call that timed out must not hold its caller.
+_SYNC_CALLS = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="agentrl-tool")
+
+
+class ToolError(Exception):
+    """Raised by a tool for a bad call; its message, as it is, is what the agent reads."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A callable the agent may use, with its JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    """JSON schema of the arguments: {"type": "object", "properties": ..., "required": ...}."""
+    fn: Callable[..., Any]
+    timeout_s: float | None = 10.0
+    """Longest a call may take before its observation is a timeout; None waits forever."""
+
+    @classmethod
+    def from_function(
+        cls, fn: Callable[..., Any], *, name: str | None = None, timeout_s: float | None = 10.0
+    ) -> Tool:
+        """A tool from a typed function whose docstring describes it and its arguments
+        (Google style `Args:`); `InvalidArgument` says what is missing."""
+        from transformers.utils import get_json_schema  # heavy: only when tools are built
+
+        try:
+            schema = get_json_schema(fn)["function"]
+        except Exception as exc:  # transformers raises its own types for each gap
+            raise InvalidArgument(
+                f"tool {getattr(fn, '__name__', fn)!r}: its schema cannot be read from the "
+                f"signature and docstring ({type(exc).__name__}: {exc}). Give every argument a "
+                "type hint and describe each one under 'Args:' in the docstring."
+            ) from exc
+        return cls(
+            name=name or schema["name"],
+            description=schema.get("description", ""),
+            parameters=schema["parameters"],
+            fn=fn,
+            timeout_s=timeout_s,
+        )
+
+    def schema(self) -> dict[str, Any]:
+        """The tool as chat templates take it (`apply_chat_template(tools=[...])`)."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+    def bind(self, arguments: str | Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments from a mapping, or from one string for a tool with one
+        required argument (`calculate[12 * 3]`); `ToolError` names what is wrong."""
+        properties = self.parameters.get("properties", {})
+        required = list(self.parameters.get("required", []))
+        if isinstance(arguments, str):
+            if len(required) != 1:
+                raise ToolError(
+                    f"{self.name} takes named arguments ({', '.join(properties)}); pass them "
+                    'as a JSON object, e.g. {"'
+                    + (required or list(properties) or ["x"])[0]
+                    + '": ...}'
+                )
+            return {required[0]: self._coerce(required[0], arguments)}
+        unknown = [k for k in arguments if k not in properties]
+        if unknown:
+            hint = did_you_mean(unknown[0], list(properties))
+            raise ToolError(
+                f"{self.name} has no argument {unknown[0]!r}.{hint} It takes: "
+                f"{', '.join(properties) or 'nothing'}."
+            )
+        missing = [k for k in required if k not in arguments]
+        if missing:
+            raise ToolError(f"{self.name} needs the argument(s) {', '.join(missing)}.")
+        return dict(arguments)
+
+    def _coerce(self, name: str, text: str) -> Any:
+        """`text` as the JSON type the schema declares for argument `name`."""
+        kind = self.parameters.get("properties", {}).get(name, {}).get("type", "string")
+        try:
+            if kind == "integer":
+                return int(text.strip())
+            if kind == "number":
+                return float(text.strip())
+        except ValueError:
+            article = "an" if kind == "integer" else "a"
+            raise ToolError(
+                f"{self.name}: {name} must be {article} {kind}; got {text[:40]!r}."
+            ) from None
+        if kind == "boolean":
+            if text.strip().lower() not in ("true", "false"):
+                raise ToolError(f"{self.name}: {name} must be true or false; got {text[:40]!r}.")
+            return text.strip().lower() == "true"
+        return text
+
+    async def acall(self, arguments: str | Mapping[str, Any]) -> str:
+        """The tool's result as text (raises `ToolError`, `TimeoutError` or the tool's
+        own exception; `Toolbox.call` turns them into observations)."""
+        kwargs = self.bind(arguments)
+        if inspect.iscoroutinefunction(self.fn):
+            result = await asyncio.wait_for(self.fn(**kwargs), self.timeout_s)
+        else:
+            loop = asyncio.get_running_loop()
+            call = loop.run_in_executor(_SYNC_CALLS, functools.partial(self.fn, **kwargs))
+            result = await asyncio.wait_for(call, self.timeout_s)
+        return result if isinstance(result, str) else str(result)
+
+
+@dataclass
+class ToolResult:
+    """One call: what the agent reads, whether it worked, how long it took."""
+
+    name: str
+    observation: str
+    ok: bool
+    latency_s: float
+
+
+@dataclass
+class ToolStats:
+    """Calls, failures and time per tool, over a toolbox's life (or since `reset`)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, float]:
+        """`tool_calls.NAME`, `tool_errors.NAME` and `tool_seconds.NAME` per tool, as an
+        episode's final info carries them (flat numbers: trajectories keep those)."""
+        out: dict[str, float] = {}
+        for name in self.calls:
+            out[f"tool_calls.{name}"] = self.calls[name]
+            out[f"tool_errors.{name}"] = self.errors[name]
+            out[f"tool_seconds.{name}"] = self.seconds[name]
+        return out
+
+    def add(self, result: ToolResult) -> None:
+        self.calls[result.name] = self.calls.get(result.name, 0) + 1
+        self.errors[result.name] = self.errors.get(result.name, 0) + (not result.ok)
+        self.seconds[result.name] = self.seconds.get(result.name, 0.0) + result.latency_s
+
+
+class Toolbox:
+    """The tools an env offers: their names, schemas and calls, counted per tool."""
+
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]]) -> None:
+        self.tools: dict[str, Tool] = {}
+        for item in tools:
+            tool = item if isinstance(item, Tool) else Tool.from_function(item)
+            if tool.name in self.tools:
+                raise InvalidArgument(f"two tools are named {tool.name!r}; rename one")
+            self.tools[tool.name] = tool
+        self.stats = ToolStats()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.tools)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Every tool's schema, for `apply_chat_template(tools=...)`."""
+        return [tool.schema() for tool in self.tools.values()]
+
+    def describe(self) -> str:
+        """One line per tool: `name(arguments): description`, for instructions."""
+        return "\n".join(
+            f"{tool.name}({', '.join(tool.parameters.get('properties', {}))}): {tool.description}"
+            for tool in self.tools.values()
+        )
+
+    def call(self, name: str, arguments: str | Mapping[str, Any]) -> ToolResult:
+        """Call tool `name` from sync code (an env's `act`, in a worker thread)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.acall(name, arguments))
+        # Called from inside an event loop: run the call on a loop of its own.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self.acall(name, arguments)).result()
+
+    async def acall(self, name: str, arguments: str | Mapping[str, Any]) -> ToolResult:
+        """Call tool `name`; every failure is an observation, never an exception."""
+        started = time.perf_counter()
+        tool = self.tools.get(name)
+        if tool is None:
+            hint = did_you_mean(name, list(self.tools))
+            text = f"There is no tool {name!r}.{hint} Tools: {', '.join(self.tools)}."
+            result = ToolResult(name, text, False, 0.0)
+            self.stats.add(result)
+            return result
+        try:
+            text, ok = await tool.acall(arguments), True
+        except ToolError as exc:
+            text, ok = str(exc), False
+        except TimeoutError:
+            text, ok = f"{name} error: no result within {tool.timeout_s:g} s.", False
+        except Exception as exc:  # the agent reads it; the episode goes on
+            text, ok = f"{name} error: {type(exc).__name__}: {exc}", False
+        result = ToolResult(name, text, ok, time.perf_counter() - started)
+        self.stats.add(result)
+        return result
+
+    def info(self, result: ToolResult) -> dict[str, Any]:
+        """What `step`'s info reports for a call: `tool_call`, the tool's name (every
+        env marks a tool call this way, so the rollout counts them alike), whether it
+        failed, and its latency."""
+        return {
+            "tool_call": result.name,
+            "tool_error": not result.ok,
+            "tool_latency_s": result.latency_s,
+        }
