@@ -80,6 +80,26 @@ class TextSpace(spaces.Text):
         return f"TextSpace({self.min_length}, {self.max_length})"
 
 
+class Action(str):
+    """An action: its canonical text (`search[red shoes]`, what every env reads), with the
+    tool `name` and the `arguments` the parser found: the text inside the brackets or
+    tags, or the mapping of a JSON tool call (never flattened for an env that reads it).
+    Free text has neither. It is a `str`, so envs that read text need nothing else."""
+
+    name: str | None
+    arguments: str | dict[str, Any] | None
+
+    def __new__(
+        cls, text: str, name: str | None = None, arguments: str | dict[str, Any] | None = None
+    ) -> Action:
+        action = super().__new__(cls, text)
+        action.name, action.arguments = name, arguments
+        return action
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles and deep-copies with its fields
+        return (Action, (str(self), self.name, self.arguments))
+
+
 class InvalidAction(Exception):
     """Raised inside `TextEnv.act` for a malformed action; becomes an observation.
 
@@ -123,6 +143,9 @@ class TextEnv(gym.Env[str, str]):
     action_format: ClassVar[str] = "bracket"
     #: The env's action names, e.g. ("search", "click"); empty accepts any name.
     action_names: ClassVar[tuple[str, ...]] = ()
+    #: The env's tools, an `agentrl.tools.Toolbox` (None: it offers none). The rollout
+    #: passes their schemas to chat templates that take tools.
+    tools: Any = None
     #: Extra strings that end a policy's turn (e.g. "]" when no action nests brackets),
     #: added to the parser's; the tokens that form them are kept.
     stop_strings: ClassVar[tuple[str, ...]] = ()

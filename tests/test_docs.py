@@ -49,7 +49,12 @@ def test_the_maths_page_covers_every_method():
 # Tutorials: blocks `python source=PATH` quote shipped code (they must still be in it);
 # blocks `python title=NAME.py` are files the reader writes; plain `python` blocks run,
 # in order, and a `print(...)  # text` line must print that text.
-TUTORIALS = ["adding-an-env.md", "adding-an-algorithm.md", "adding-an-engine.md"]
+TUTORIALS = [
+    "adding-an-env.md",
+    "adding-an-algorithm.md",
+    "adding-an-engine.md",
+    "adding-a-tool.md",
+]
 BLOCK = re.compile(r"```python( title=(\S+))?\n(.*?)```", re.DOTALL)
 EXCERPT = re.compile(r"```python source=(\S+)\n(.*?)```", re.DOTALL)
 

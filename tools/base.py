@@ -30,17 +30,32 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentrl.core import Action
 from agentrl.errors import InvalidArgument
 from agentrl.suggest import did_you_mean
+
+_CALL = re.compile(r"\s*(\w+)\s*\[(.*)\]\s*", re.DOTALL)
 
 # Sync tools run here rather than in the event loop's default executor, which
 # `asyncio.run` joins on exit: a call that timed out must not hold its caller.
 _SYNC_CALLS = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="agentrl-tool")
+
+
+def split_call(action: str) -> tuple[str, str | dict[str, Any]] | None:
+    """The name and arguments of an action: those a parser put on an `Action` (a JSON
+    call's mapping as it came), or read from the text `name[argument]`; None when the
+    text is no call."""
+    if isinstance(action, Action) and action.name is not None and action.arguments is not None:
+        return action.name.lower(), action.arguments
+    match = _CALL.fullmatch(action)
+    return (match.group(1).lower(), match.group(2).strip()) if match else None
 
 
 class ToolError(Exception):
@@ -99,6 +114,13 @@ class Tool:
         required argument (`calculate[12 * 3]`); `ToolError` names what is wrong."""
         properties = self.parameters.get("properties", {})
         required = list(self.parameters.get("required", []))
+        if isinstance(arguments, str) and len(properties) > 1 and arguments.lstrip()[:1] == "{":
+            try:  # named arguments written as text: `lookup[{"query": "x", "topk": 2}]`
+                decoded = json.loads(arguments)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict):
+                arguments = decoded
         if isinstance(arguments, str):
             if len(required) != 1:
                 raise ToolError(

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agentrl.core import Action
 from agentrl.errors import ConfigError
 
 PARSERS: tuple[str, ...] = ("bracket", "tags", "json", "text")
@@ -52,9 +53,20 @@ class ParsedAction:
     """The action found in a generated text, or why none was."""
 
     action: str | None
-    """Canonical `name[argument]`; None when the text holds no valid action."""
+    """Canonical `name[argument]`, an `agentrl.core.Action` carrying the tool name and
+    structured arguments; None when the text holds no valid action."""
     error: str | None
     """When `action` is None: what the agent should have written, with an example."""
+
+    @property
+    def name(self) -> str | None:
+        """The tool or action name (None for free text or no action)."""
+        return getattr(self.action, "name", None)
+
+    @property
+    def arguments(self) -> str | dict[str, Any] | None:
+        """The argument text, or a JSON tool call's arguments as a mapping."""
+        return getattr(self.action, "arguments", None)
 
 
 class ActionParser(Protocol):
@@ -103,7 +115,8 @@ class BracketParser:
                     found = (name, start + 1, position)  # sliced once, at the end
         if found is not None:
             name, start, end = found
-            return ParsedAction(f"{name}[{text[start:end].strip()}]", None)
+            argument = text[start:end].strip()
+            return ParsedAction(Action(f"{name}[{argument}]", name, argument), None)
         unclosed = next((name for _, name in open_brackets if name is not None), None)
         if unclosed is not None:
             return ParsedAction(
@@ -170,7 +183,7 @@ class TagParser:
             nearest = deque(openings, maxlen=1)  # keeps only the last opening tag
             if nearest:
                 argument = text[nearest[0].end() : close.start()].strip()
-                return ParsedAction(f"{name}[{argument}]", None)
+                return ParsedAction(Action(f"{name}[{argument}]", name, argument), None)
             search_from[name] = close.end()
         unclosed = self._any_open.search(text)
         if unclosed is not None:
@@ -192,9 +205,10 @@ class TagParser:
 class JsonParser:
     """Qwen / Hermes style `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
 
-    The first block to close is the call. One argument gives `name[value]` (strings as
-    they are, numbers with `str`, other values as JSON), none gives `name[]`, several give
-    `name[<the arguments as JSON with sorted keys>]`. `arguments` may be a JSON-encoded
+    The first block to close is the call. The action carries the arguments as a mapping
+    (`Action.arguments`); its text is `name[value]` for one argument (strings as they
+    are, numbers with `str`, other values as JSON), `name[]` for none, and
+    `name[<the arguments as JSON with sorted keys>]` for several. `arguments` may be a JSON-encoded
     string (some models write that) or be called `parameters` (Llama style).
     """
 
@@ -233,7 +247,8 @@ class JsonParser:
         if not isinstance(arguments, dict):
             return self._fail('"arguments" must be a JSON object.')
         try:
-            return ParsedAction(f"{name}[{_argument_text(arguments)}]", None)
+            text = f"{name}[{_argument_text(arguments)}]"
+            return ParsedAction(Action(text, name, arguments), None)
         except RecursionError:  # json.loads accepts a little deeper nesting than dumps
             return self._fail('"arguments" are nested too deeply.')
 
@@ -262,7 +277,7 @@ class TextParser:
         action = text.strip()
         if not action:
             return ParsedAction(None, f"The reply was empty. {self.format_hint()}")
-        return ParsedAction(action, None)
+        return ParsedAction(Action(action), None)
 
     def format_hint(self) -> str:
         return "Reply with your action as plain text."

@@ -34,6 +34,10 @@ class ChatFormat:
         observation_role: the role env observations are sent as.
         examples: demonstration turns (observation, action) rendered before the task, so
             that a small model sees the action format in use (few-shot).
+        tools: the env's tool schemas (`Toolbox.schemas()`), rendered by templates that
+            take `tools` (Qwen, Llama 3, Hermes...); `self.tools` is None when the
+            template ignores them (then the env's instructions and the format hint name
+            the tools).
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class ChatFormat:
         system_prompt: str | None = None,
         observation_role: str = "user",
         examples: Sequence[tuple[str, str]] = (),
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         if not getattr(tokenizer, "chat_template", None):
             raise TemplateError(
@@ -52,7 +57,13 @@ class ChatFormat:
         self.system_prompt = system_prompt
         self.observation_role = observation_role
         self.examples = [(str(o), str(a)) for o, a in examples]
+        self.tools: list[dict[str, Any]] | None = None
         self._head = self._messages(_USER)
+        if tools:
+            plain = self.render(self._head, generation_prompt=True)
+            self.tools = list(tools)
+            if self.render(self._head, generation_prompt=True) == plain:
+                self.tools = None  # the template has no place for tools
         self.closing_ids = self._closing()
         if not self.closing_ids:
             raise TemplateError(
@@ -77,7 +88,7 @@ class ChatFormat:
 
     def render(self, messages: list[dict[str, str]], generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt
+            messages, tools=self.tools, tokenize=False, add_generation_prompt=generation_prompt
         )
 
     def encode(self, text: str) -> list[int]:

@@ -103,7 +103,13 @@ class RolloutManager:
             self.parser = make_parser(action_format or probe.action_format, names)
             if system_prompt is None:
                 system_prompt = build_system_prompt(probe, self.parser.format_hint())
-            self.chat = ChatFormat(tokenizer, system_prompt, examples=probe.demonstrations())
+            toolbox = probe.tools  # the env's Toolbox, if it offers tools
+            self.chat = ChatFormat(
+                tokenizer,
+                system_prompt,
+                examples=probe.demonstrations(),
+                tools=toolbox.schemas() if toolbox is not None else None,
+            )
             env_stops, max_turns = tuple(probe.stop_strings), probe.max_turns
         finally:
             with contextlib.suppress(Exception):  # a probe's failing close() is not ours

@@ -16,10 +16,9 @@ Reward 1 for the right answer; a wrong answer ends the episode with 0.
 from __future__ import annotations
 
 import functools
-import re
 
 import numpy as np
-from agentrl.tools.base import Toolbox, ToolStats
+from agentrl.tools.base import Toolbox, ToolStats, split_call
 from agentrl.tools.calculator import calculate, evaluate
 
 from agentrl.core import InvalidAction, Outcome, Split, TextEnv
@@ -28,7 +27,6 @@ from agentrl.errors import InvalidArgument
 OPERATORS = ("+", "-", "*")
 SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 MAX_TASKS = 2500
-_ACTION = re.compile(r"\s*(\w+)\s*\[(.*)\]\s*", re.DOTALL)
 
 
 @functools.cache
@@ -111,8 +109,8 @@ class CalculatorEnv(TextEnv):
         )
 
     def act(self, action: str) -> Outcome:
-        match = _ACTION.fullmatch(action)
-        name = match.group(1).lower() if match else ""
+        call = split_call(action)
+        name = call[0] if call else ""
         if name != "answer" and name not in self.tools.names:
             tools = ", ".join(
                 f"{tool}[{next(iter(self.tools.tools[tool].parameters['properties']), '')}]"
@@ -122,10 +120,12 @@ class CalculatorEnv(TextEnv):
                 f"Invalid action {action[:80]!r}. Use {tools}, e.g. calculate[12 * 7], or "
                 "answer[number], e.g. answer[84]."
             )
-        argument = match.group(2).strip()
+        arguments = call[1]
         if name != "answer":  # the toolbox's: its result, or its error, is the observation
-            result = self.tools.call(name, argument)
+            result = self.tools.call(name, arguments)
             return Outcome(result.observation, info=self.tools.info(result))
+        argument = arguments if isinstance(arguments, str) else next(iter(arguments.values()), "")
+        argument = str(argument).strip()
         try:
             value = float(argument.replace(",", ""))
         except ValueError:

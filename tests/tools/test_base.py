@@ -160,3 +160,50 @@ def test_an_env_takes_more_tools_as_an_argument():
     assert env.action_names == ("calculate", "double", "answer")
     assert env.step("double[21]")[0] == "42"
     assert "Use calculate[expression], double[x]" in env.step("triple[2]")[0]
+
+
+def test_a_json_call_reaches_the_tool_with_its_arguments_as_written():
+    import copy
+    import pickle
+
+    from agentrl.tools.base import split_call
+
+    from agentrl.rollout.actions import make_parser
+
+    reply = '<tool_call>{"name": "lookup", "arguments": {"query": "a [b]", "topk": 2}}</tool_call>'
+    parsed = make_parser("json", ["lookup"]).parse(reply)
+    assert parsed.name == "lookup" and parsed.arguments == {"query": "a [b]", "topk": 2}
+    assert parsed.action == 'lookup[{"query": "a [b]", "topk": 2}]'  # the text every env reads
+    box = Toolbox([lookup])
+    assert split_call(parsed.action) == ("lookup", {"query": "a [b]", "topk": 2})
+    assert box.call(*split_call(parsed.action)).observation == "2 results for a [b]"
+    # The text alone (a replay, a hand-written action) binds the same arguments.
+    assert box.call(*split_call(str(parsed.action))).observation == "2 results for a [b]"
+    for copied in (copy.deepcopy(parsed.action), pickle.loads(pickle.dumps(parsed.action))):
+        assert copied == parsed.action and copied.arguments == parsed.arguments
+    bracket = make_parser("bracket", ["lookup"]).parse("Action: lookup[red shoes]")
+    assert (bracket.name, bracket.arguments) == ("lookup", "red shoes")
+
+
+def test_tool_schemas_reach_a_template_that_takes_tools(tokenizer):
+    import copy
+
+    from agentrl.rollout.chat import ChatFormat
+
+    schemas = Toolbox([calculate]).schemas()
+    # SmolLM2's template has no place for tools: the prompt is as without them.
+    plain = ChatFormat(tokenizer, "Be brief.")
+    ignored = ChatFormat(tokenizer, "Be brief.", tools=schemas)
+    assert ignored.tools is None and ignored.prompt("task") == plain.prompt("task")
+    # A template that renders tools (as Qwen's and Llama 3's do) gets them in its prompt.
+    aware = copy.deepcopy(tokenizer)
+    aware.chat_template = (
+        "{% if tools %}<|im_start|>system\nTools:{% for t in tools %} "
+        "{{ t.function.name }}({{ t.function.parameters.required | join(', ') }})"
+        "{% endfor %}<|im_end|>\n{% endif %}"
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    chat = ChatFormat(aware, "Be brief.", tools=schemas)
+    assert chat.tools == schemas
+    assert "Tools: calculate(expression)" in aware.decode(chat.prompt("Compute 2 + 2."))
