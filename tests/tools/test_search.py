@@ -1,0 +1,68 @@
+"""Search backends: BM25 with an on-disk index cache, its fake twin, the search tool."""
+
+from __future__ import annotations
+
+import pytest
+from agentrl.tools.search import (
+    BM25Search,
+    FakeSearch,
+    Passage,
+    format_passages,
+    search_tool,
+    split_contents,
+)
+
+from agentrl.errors import InvalidArgument
+
+CORPUS = [
+    {"id": "ada", "contents": '"Ada Lovelace"\nAda Lovelace wrote the first computer program.'},
+    {"id": "babbage", "contents": '"Charles Babbage"\nBabbage designed the Analytical Engine.'},
+    {"id": "turing", "contents": '"Alan Turing"\nTuring described a universal machine in 1936.'},
+    {"id": "hopper", "contents": '"Grace Hopper"\nHopper wrote the first compiler for a program.'},
+]
+
+
+@pytest.fixture(params=["bm25", "fake"])
+def backend(request, tmp_path):
+    return BM25Search(CORPUS, cache_dir=tmp_path) if request.param == "bm25" else FakeSearch(CORPUS)
+
+
+def test_every_backend_answers_each_query_best_first(backend):
+    first, second, none = backend.search(
+        ["Analytical Engine designer", "first program", "zebra"], k=2
+    )
+    assert first[0] == Passage(
+        "babbage", "Charles Babbage", "Babbage designed the Analytical Engine.", first[0].score
+    )
+    assert len(second) == 2 and second[0].score >= second[1].score > 0
+    assert {p.id for p in second} <= {"ada", "hopper"}
+    assert none == []
+    assert backend.search(["Turing"], k=10)[0][0].id == "turing"  # k above the corpus size
+    assert second[0].contents.startswith(f'"{second[0].title}"\n')
+
+
+def test_the_bm25_index_is_built_once_per_corpus(tmp_path):
+    built = BM25Search(CORPUS, cache_dir=tmp_path)
+    assert not built.loaded_from_cache and built.index_dir.is_dir()
+    again = BM25Search(CORPUS, cache_dir=tmp_path, mmap=True)
+    assert again.loaded_from_cache and again.index_dir == built.index_dir
+    query = ["universal machine"]
+    assert again.search(query, 3) == built.search(query, 3)
+    other = BM25Search(CORPUS[:3], cache_dir=tmp_path)
+    assert other.index_dir != built.index_dir and not other.loaded_from_cache
+
+
+def test_a_corpus_must_be_documents_with_contents(tmp_path):
+    with pytest.raises(InvalidArgument, match="'id' and 'contents'"):
+        FakeSearch([{"text": "no contents"}])
+    with pytest.raises(InvalidArgument, match="empty"):
+        BM25Search([], cache_dir=tmp_path)
+    assert split_contents("no title line") == ("", "no title line")
+
+
+def test_the_search_tool_shows_passages_as_search_r1_does():
+    tool = search_tool(FakeSearch(CORPUS), k=2, max_chars=20)
+    assert tool.name == "search" and tool.parameters["required"] == ["query"]
+    text = tool.fn("Babbage engine")
+    assert text == "Doc 1(Title: Charles Babbage) Babbage designed the..."  # 20 characters
+    assert format_passages([]) == "No results."

@@ -1,0 +1,241 @@
+"""Search backends behind one small interface: embedded BM25 and a fake twin for tests.
+
+    corpus = [{"id": "0", "contents": '"Ada Lovelace"\nAda Lovelace wrote the first ...'}]
+    backend = BM25Search(corpus)                   # index built once, cached on disk
+    [[best, *_]] = backend.search(["who wrote the first program"], k=3)
+    best.title, best.text, best.score              # "Ada Lovelace", "Ada Lovelace wrote ...", 2.1
+    tool = search_tool(backend, k=3)               # search(query) -> "Doc 1(Title: ...) ..."
+
+A corpus is what Search-R1 and FlashRAG retrievers serve: documents with an `id` and
+`contents`, the title in quotes on the first line, then the text. `BM25Search` indexes
+it with `bm25s` and keeps the index under `$AGENTRL_CACHE/bm25/<hash of the corpus>`,
+so a corpus is indexed once; `mmap=True` maps a large index from disk instead of
+reading it into memory. `FakeSearch` answers by word overlap from memory, with the
+same interface and the same result shape, so tools and envs are tested without an
+index. (An HTTP client for retriever servers joins these backends later.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from agentrl.tools.base import Tool
+
+from agentrl.errors import InvalidArgument
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "he",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+        "who",
+        "what",
+        "which",
+        "when",
+        "where",
+        "how",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved document."""
+
+    id: str
+    title: str
+    text: str
+    score: float
+
+    @property
+    def contents(self) -> str:
+        """The Search-R1 form: the title in quotes on the first line, then the text."""
+        return f'"{self.title}"\n{self.text}'
+
+
+def split_contents(contents: str) -> tuple[str, str]:
+    """Title and text of Search-R1 `contents` (no quoted first line: no title)."""
+    first, _, rest = contents.partition("\n")
+    if len(first) >= 2 and first.startswith('"') and first.endswith('"'):
+        return first[1:-1], rest
+    return "", contents
+
+
+class SearchBackend(Protocol):
+    """What search tools and envs need from a retriever."""
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
+        """For each query, at most `k` passages, best first."""
+        ...
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words without the commonest English function words."""
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+
+
+def _documents(corpus: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(id, title, text) per document, checked."""
+    out = []
+    for i, document in enumerate(corpus):
+        if not isinstance(document, Mapping) or "contents" not in document:
+            raise InvalidArgument(
+                f"corpus document {i} must be a mapping with 'id' and 'contents' (the title "
+                f"in quotes on the first line, then the text); got {str(document)[:80]!r}"
+            )
+        title, text = split_contents(str(document["contents"]))
+        out.append((str(document.get("id", i)), title, text))
+    if not out:
+        raise InvalidArgument("the corpus is empty; a search backend needs documents")
+    return out
+
+
+class FakeSearch:
+    """The test twin: scores documents by the query words they contain (ties by corpus
+    order), from memory; records every query."""
+
+    def __init__(self, corpus: Sequence[Mapping[str, Any]]) -> None:
+        self.documents = _documents(corpus)
+        self._words = [set(tokenize(f"{title} {text}")) for _, title, text in self.documents]
+        self.queries: list[str] = []
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
+        self.queries += list(queries)
+        out = []
+        for query in queries:
+            words = set(tokenize(query))
+            scored = [(len(words & doc), -i) for i, doc in enumerate(self._words)]
+            best = sorted((s for s in scored if s[0] > 0), reverse=True)[:k]
+            out.append([self._passage(-i, float(score)) for score, i in best])
+        return out
+
+    def _passage(self, index: int, score: float) -> Passage:
+        doc_id, title, text = self.documents[index]
+        return Passage(doc_id, title, text, score)
+
+
+class BM25Search:
+    """BM25 (`bm25s`) over a corpus, its index cached on disk by the corpus's content.
+
+    Args:
+        corpus: documents with `id` and `contents`.
+        cache_dir: where indices live (default `$AGENTRL_CACHE/bm25`).
+        mmap: map the index from disk rather than loading it (large corpora).
+    """
+
+    def __init__(
+        self,
+        corpus: Sequence[Mapping[str, Any]],
+        cache_dir: str | Path | None = None,
+        mmap: bool = False,
+    ) -> None:
+        import bm25s
+
+        self.documents = _documents(corpus)
+        if cache_dir is None:
+            from agentrl.models import cache_dir as agentrl_cache
+
+            cache_dir = agentrl_cache() / "bm25"
+        digest = hashlib.sha256(
+            json.dumps(self.documents, ensure_ascii=False).encode()
+        ).hexdigest()[:16]
+        self.index_dir = Path(cache_dir) / digest
+        self.loaded_from_cache = (self.index_dir / "params.index.json").is_file()
+        if self.loaded_from_cache:
+            self._bm25 = bm25s.BM25.load(str(self.index_dir), mmap=mmap, show_progress=False)
+        else:
+            self._bm25 = bm25s.BM25()
+            tokens = [tokenize(f"{title} {text}") for _, title, text in self.documents]
+            self._bm25.index(tokens, show_progress=False)
+            staging = self.index_dir.with_name(self.index_dir.name + ".partial")
+            self._bm25.save(str(staging), show_progress=False)
+            try:  # whole or absent, even if two runs race
+                staging.replace(self.index_dir)
+            except OSError:  # another run put its (equal) index there first
+                shutil.rmtree(staging, ignore_errors=True)
+                if not (self.index_dir / "params.index.json").is_file():
+                    raise
+            if mmap:
+                self._bm25 = bm25s.BM25.load(str(self.index_dir), mmap=True, show_progress=False)
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
+        k = min(k, len(self.documents))
+        out: list[list[Passage]] = [[] for _ in queries]
+        asked = [(i, tokenize(q)) for i, q in enumerate(queries)]
+        asked = [(i, words) for i, words in asked if words]  # no word: nothing matches
+        known = self._bm25.vocab_dict
+        asked = [(i, [w for w in words if w in known]) for i, words in asked]
+        asked = [(i, words) for i, words in asked if words]
+        if not asked or k < 1:
+            return out
+        indices, scores = self._bm25.retrieve(
+            [words for _, words in asked], k=k, show_progress=False, n_threads=1
+        )
+        for (i, _), row, row_scores in zip(asked, indices, scores, strict=True):
+            out[i] = [
+                Passage(*self.documents[int(d)], float(s))
+                for d, s in zip(row, row_scores, strict=True)
+                if s > 0
+            ]
+        return out
+
+
+def format_passages(passages: Sequence[Passage], max_chars: int = 1500) -> str:
+    """Search-R1's observation text: `Doc i(Title: t) text` per passage, each cut to
+    its share of `max_chars`."""
+    if not passages:
+        return "No results."
+    share = max(1, max_chars // len(passages))
+    lines = []
+    for i, passage in enumerate(passages, 1):
+        text = passage.text if len(passage.text) <= share else passage.text[:share] + "..."
+        lines.append(f"Doc {i}(Title: {passage.title}) {text}")
+    return "\n".join(lines)
+
+
+def search_tool(
+    backend: SearchBackend, k: int = 3, max_chars: int = 1500, timeout_s: float = 30.0
+) -> Tool:
+    """A `search(query)` tool over `backend`: the top `k` passages as Search-R1 shows them."""
+
+    def search(query: str) -> str:
+        """Search the knowledge source for passages about a query.
+
+        Args:
+            query: what to look for, in a few words
+        """
+        [passages] = backend.search([query], k)
+        return format_passages(passages, max_chars)
+
+    return Tool.from_function(search, timeout_s=timeout_s)
