@@ -97,7 +97,7 @@ class Action(str):
         return action
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickles and deep-copies with its fields
-        return (Action, (str(self), self.name, self.arguments))
+        return (type(self), (str(self), self.name, self.arguments))
 
 
 class InvalidAction(Exception):

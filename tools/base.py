@@ -18,10 +18,13 @@ A tool's JSON schema comes from its signature and docstring, as
 `transformers.utils.get_json_schema` builds it (the format chat templates take). A
 call's failure never raises: a `ToolError` (the tool's own words for the agent), a
 wrong or missing argument, an unknown tool, a timeout or any other exception becomes
-the observation the agent reads, with `ok` False (a `ToolError`'s message as it is; the
-others prefixed with the tool's name). Async functions are awaited; sync
-ones run in a worker thread, so a timeout returns at once (a stuck sync call keeps
-its thread until it ends; code that must be stopped belongs in a sandbox process).
+the observation the agent reads, with `ok` False (a `ToolError`'s message as it is; an
+unknown tool names the tools there are; other failures start with the tool's name).
+Arguments are converted to their declared types (`"12"` for an integer, `12` for a
+string). Async functions (or objects whose `__call__` is async) are awaited; sync ones
+run in a pool of worker threads of their own (32), so a timeout returns at once; a
+stuck sync call keeps its thread until it ends, and the process waits for it at exit:
+code that must be stopped belongs in a sandbox process.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import functools
 import inspect
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -110,27 +114,21 @@ class Tool:
         }
 
     def bind(self, arguments: str | Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments from a mapping, or from one string for a tool with one
-        required argument (`calculate[12 * 3]`); `ToolError` names what is wrong."""
+        """Keyword arguments, each converted to its declared type, from a mapping or from
+        one string (`calculate[12 * 3]`: the tool's one required argument, or its only
+        argument; "" for a tool that needs none; a JSON object for named arguments);
+        `ToolError` names what is wrong."""
         properties = self.parameters.get("properties", {})
         required = list(self.parameters.get("required", []))
-        if isinstance(arguments, str) and len(properties) > 1 and arguments.lstrip()[:1] == "{":
-            try:  # named arguments written as text: `lookup[{"query": "x", "topk": 2}]`
-                decoded = json.loads(arguments)
-            except ValueError:
-                decoded = None
-            if isinstance(decoded, dict):
-                arguments = decoded
         if isinstance(arguments, str):
-            if len(required) != 1:
-                raise ToolError(
-                    f"{self.name} takes named arguments ({', '.join(properties)}); pass them "
-                    'as a JSON object, e.g. {"'
-                    + (required or list(properties) or ["x"])[0]
-                    + '": ...}'
-                )
-            return {required[0]: self._coerce(required[0], arguments)}
+            arguments = self._from_text(arguments, properties, required)
+        arguments = dict(arguments)
         unknown = [k for k in arguments if k not in properties]
+        if len(unknown) == 1 and len(properties) == 1 and len(arguments) == 1:
+            # One value under another name ({"input": ...}, as generic hints write it):
+            # it can only be the tool's one argument.
+            arguments = {next(iter(properties)): arguments[unknown[0]]}
+            unknown = []
         if unknown:
             hint = did_you_mean(unknown[0], list(properties))
             raise ToolError(
@@ -140,38 +138,99 @@ class Tool:
         missing = [k for k in required if k not in arguments]
         if missing:
             raise ToolError(f"{self.name} needs the argument(s) {', '.join(missing)}.")
-        return dict(arguments)
+        return {k: self._convert(k, v) for k, v in arguments.items()}
 
-    def _coerce(self, name: str, text: str) -> Any:
-        """`text` as the JSON type the schema declares for argument `name`."""
-        kind = self.parameters.get("properties", {}).get(name, {}).get("type", "string")
-        try:
-            if kind == "integer":
-                return int(text.strip())
-            if kind == "number":
-                return float(text.strip())
-        except ValueError:
-            article = "an" if kind == "integer" else "a"
-            raise ToolError(
-                f"{self.name}: {name} must be {article} {kind}; got {text[:40]!r}."
-            ) from None
+    def _from_text(
+        self, text: str, properties: Mapping[str, Any], required: list[str]
+    ) -> dict[str, Any]:
+        if len(properties) > 1 and text.lstrip()[:1] == "{":
+            try:  # named arguments written as text: `lookup[{"query": "x", "topk": 2}]`
+                decoded = json.loads(text)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict):
+                return decoded
+        if not text.strip() and not required:
+            return {}
+        if len(required) == 1:
+            return {required[0]: text}
+        if not required and len(properties) == 1:
+            return {next(iter(properties)): text}
+        names = ", ".join(properties) or "none"
+        raise ToolError(
+            f"{self.name} takes named arguments ({names}); write them as a JSON object, "
+            f'e.g. {self.name}[{{"{(required or list(properties) or ["x"])[0]}": ...}}]'
+        )
+
+    def _convert(self, name: str, value: Any) -> Any:
+        """`value` (from JSON or text) as the JSON type the schema declares for `name`."""
+        declared = self.parameters.get("properties", {}).get(name, {})
+        kind = declared.get("type", "string")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if value is None and ("null" in kinds or declared.get("nullable")):
+            return None
+        kind = next((k for k in kinds if k != "null"), "string")
+        text = value.strip() if isinstance(value, str) else None
+        article = "an" if kind in ("integer", "array", "object") else "a"
+        wrong = ToolError(f"{self.name}: {name} must be {article} {kind}; got {str(value)[:40]!r}.")
+        if kind == "string":
+            if isinstance(value, str):
+                return value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return str(value)  # as the text form `name[12]` gives it
+            raise wrong
         if kind == "boolean":
-            if text.strip().lower() not in ("true", "false"):
-                raise ToolError(f"{self.name}: {name} must be true or false; got {text[:40]!r}.")
-            return text.strip().lower() == "true"
-        return text
+            if isinstance(value, bool):
+                return value
+            if text is not None and text.lower() in ("true", "false"):
+                return text.lower() == "true"
+            raise wrong
+        if kind in ("integer", "number"):
+            if isinstance(value, bool):
+                raise wrong
+            if isinstance(value, int) or (kind == "number" and isinstance(value, float)):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            try:
+                return int(text) if kind == "integer" else float(text)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise wrong from None
+        if kind in ("array", "object") and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise wrong from None
+        expected = list if kind == "array" else dict if kind == "object" else object
+        if not isinstance(value, expected):
+            raise wrong
+        return value
 
     async def acall(self, arguments: str | Mapping[str, Any]) -> str:
-        """The tool's result as text (raises `ToolError`, `TimeoutError` or the tool's
-        own exception; `Toolbox.call` turns them into observations)."""
+        """The tool's result as text (raises `ToolError`, `ToolTimeout` or the tool's own
+        exception; `Toolbox.call` turns them into observations)."""
         kwargs = self.bind(arguments)
-        if inspect.iscoroutinefunction(self.fn):
-            result = await asyncio.wait_for(self.fn(**kwargs), self.timeout_s)
+        method = type(self.fn).__dict__.get("__call__")  # an object whose call is async
+        if inspect.iscoroutinefunction(self.fn) or inspect.iscoroutinefunction(method):
+            work = self.fn(**kwargs)
         else:
             loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(_SYNC_CALLS, functools.partial(self.fn, **kwargs))
-            result = await asyncio.wait_for(call, self.timeout_s)
+            work = loop.run_in_executor(_SYNC_CALLS, functools.partial(self.fn, **kwargs))
+        try:
+            result = await asyncio.wait_for(work, self.timeout_s)
+        except asyncio.TimeoutError:  # the builtin TimeoutError from 3.11; not before
+            if self.timeout_s is None:
+                raise
+            raise ToolTimeout(
+                f"{self.name} error: no result within {self.timeout_s:g} s."
+            ) from None
+        if inspect.isawaitable(result):  # a sync callable that returned a coroutine
+            result = await asyncio.wait_for(result, self.timeout_s)
         return result if isinstance(result, str) else str(result)
+
+
+class ToolTimeout(Exception):
+    """A call ran past its tool's `timeout_s` (its message is the observation)."""
 
 
 @dataclass
@@ -209,16 +268,31 @@ class ToolStats:
 
 
 class Toolbox:
-    """The tools an env offers: their names, schemas and calls, counted per tool."""
+    """The tools an env offers: their names, schemas and calls, counted per tool.
+
+    One toolbox may serve many envs at once (it is an env argument): `stats` counts every
+    call of all of them (thread-safe), and each `ToolResult` goes back to its caller, so
+    an env keeps its own episode's counts. Copying a toolbox (an env's `fork()`) shares
+    its tools and their backends."""
 
     def __init__(self, tools: Iterable[Tool | Callable[..., Any]]) -> None:
         self.tools: dict[str, Tool] = {}
         for item in tools:
             tool = item if isinstance(item, Tool) else Tool.from_function(item)
+            if not re.fullmatch(r"[a-z0-9_]+", tool.name):
+                raise InvalidArgument(
+                    f"tool name {tool.name!r}: use lower-case letters, digits and _ (action "
+                    "parsers read names case-insensitively and as words)"
+                )
             if tool.name in self.tools:
                 raise InvalidArgument(f"two tools are named {tool.name!r}; rename one")
             self.tools[tool.name] = tool
         self.stats = ToolStats()
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Toolbox:
+        # Tools hold backends (indexes, clients, locks): shared, never copied.
+        return self
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -253,18 +327,20 @@ class Toolbox:
             hint = did_you_mean(name, list(self.tools))
             text = f"There is no tool {name!r}.{hint} Tools: {', '.join(self.tools)}."
             result = ToolResult(name, text, False, 0.0)
-            self.stats.add(result)
+            with self._lock:
+                self.stats.add(result)
             return result
         try:
             text, ok = await tool.acall(arguments), True
         except ToolError as exc:
             text, ok = str(exc), False
-        except TimeoutError:
-            text, ok = f"{name} error: no result within {tool.timeout_s:g} s.", False
+        except ToolTimeout as exc:
+            text, ok = str(exc), False
         except Exception as exc:  # the agent reads it; the episode goes on
             text, ok = f"{name} error: {type(exc).__name__}: {exc}", False
         result = ToolResult(name, text, ok, time.perf_counter() - started)
-        self.stats.add(result)
+        with self._lock:
+            self.stats.add(result)
         return result
 
     def info(self, result: ToolResult) -> dict[str, Any]:

@@ -103,7 +103,9 @@ class RolloutManager:
             self.parser = make_parser(action_format or probe.action_format, names)
             if system_prompt is None:
                 system_prompt = build_system_prompt(probe, self.parser.format_hint())
-            toolbox = probe.tools  # the env's Toolbox, if it offers tools
+            # Tool schemas go to the template when the policy writes JSON tool calls (the
+            # format templates that render tools ask for); other formats keep their hint.
+            toolbox = probe.tools if self.parser.name == "json" else None
             self.chat = ChatFormat(
                 tokenizer,
                 system_prompt,

@@ -85,6 +85,7 @@ class CalculatorEnv(TextEnv):
         self.num_operands = num_operands
         self.max_operand = max_operand
         self.tools = tools if tools is not None else Toolbox([calculate])
+        self.tool_stats = ToolStats()
         self.action_names = (*self.tools.names, "answer")
         self.expression = ""
         self.result = 0
@@ -100,7 +101,7 @@ class CalculatorEnv(TextEnv):
         return f"calc-{self._split_tasks(split)[index]}"
 
     def load_task(self, split: Split, index: int) -> str:
-        self.tools.stats = ToolStats()  # counted per episode
+        self.tool_stats = ToolStats()  # this episode's calls (the toolbox may be shared)
         self.expression = self._split_tasks(split)[index]
         self.result = evaluate(self.expression)
         return (
@@ -123,6 +124,7 @@ class CalculatorEnv(TextEnv):
         arguments = call[1]
         if name != "answer":  # the toolbox's: its result, or its error, is the observation
             result = self.tools.call(name, arguments)
+            self.tool_stats.add(result)
             return Outcome(result.observation, info=self.tools.info(result))
         argument = arguments if isinstance(arguments, str) else next(iter(arguments.values()), "")
         argument = str(argument).strip()
@@ -139,7 +141,7 @@ class CalculatorEnv(TextEnv):
             reward=float(correct),
             terminated=True,
             success=correct,
-            info=self.tools.stats.flat(),
+            info=self.tool_stats.flat(),
         )
 
     def valid_actions(self) -> list[str]:

@@ -207,3 +207,80 @@ def test_tool_schemas_reach_a_template_that_takes_tools(tokenizer):
     chat = ChatFormat(aware, "Be brief.", tools=schemas)
     assert chat.tools == schemas
     assert "Tools: calculate(expression)" in aware.decode(chat.prompt("Compute 2 + 2."))
+
+
+def test_arguments_are_converted_to_their_declared_types():
+    def flags(on: bool, items: list[int], n: int | None = None) -> str:
+        """Echo.
+
+        Args:
+            on: a switch
+            items: numbers
+            n: a count, or nothing
+        """
+        return f"{on!r} {items!r} {n!r}"
+
+    box = Toolbox([calculate, lookup, flags])
+    assert box.call("calculate", {"expression": 12}).observation == "12"  # as calculate[12]
+    assert box.call("lookup", {"query": "x", "topk": "2"}).observation == "2 results for x"
+    assert box.call("flags", {"on": "false", "items": "[1, 2]"}).observation == "False [1, 2] None"
+    assert box.call("flags", {"on": True, "items": [3], "n": None}).observation == "True [3] None"
+    refused = box.call("lookup", {"query": "x", "topk": True})
+    assert not refused.ok and "topk must be an integer" in refused.observation
+    # One value under another name, as the json format's generic hint writes it.
+    assert box.call("calculate", {"input": "2 + 2"}).observation == "4"
+
+
+def test_tools_without_required_arguments_take_bracket_calls():
+    def now() -> str:
+        """The time."""
+        return "noon"
+
+    def ls(path: str = ".") -> str:
+        """List a folder.
+
+        Args:
+            path: the folder
+        """
+        return f"listing {path}"
+
+    box = Toolbox([now, ls])
+    assert box.call("now", "").observation == "noon"
+    assert box.call("ls", "").observation == "listing ."
+    assert box.call("ls", "src").observation == "listing src"
+
+
+def test_async_objects_and_timeouts_without_a_limit():
+    class Remote:
+        async def __call__(self, query: str) -> str:
+            return f"remote {query}"
+
+    class Flaky:
+        def __call__(self, query: str) -> str:
+            raise TimeoutError("socket timed out")
+
+    schema = Tool.from_function(lookup).parameters
+    remote = Tool("remote", "A remote lookup.", schema, Remote())
+    flaky = Tool("flaky", "Times out itself.", schema, Flaky(), timeout_s=None)
+    box = Toolbox([remote, flaky])
+    assert box.call("remote", "x").observation == "remote x"
+    failed = box.call("flaky", "x")
+    assert not failed.ok and failed.observation == "flaky error: TimeoutError: socket timed out"
+
+
+def test_a_shared_toolbox_counts_each_episode_apart_and_forks_with_its_env():
+    import copy
+
+    box = Toolbox([calculate])
+    a = agentrl.make("calculator", tools=box)
+    b = agentrl.make("calculator", tools=box)
+    a.reset(seed=0)
+    a.step("calculate[1 + 1]")
+    a.step("calculate[2 + 2]")
+    b.reset(seed=1)
+    b.step("calculate[3]")
+    info = a.step(f"answer[{a.result}]")[4]
+    assert info["tool_calls.calculate"] == 2 and box.stats.calls["calculate"] == 3
+    assert b.fork().tools is box and copy.deepcopy(box) is box  # tools are shared
+    with pytest.raises(InvalidArgument, match="lower-case"):
+        Toolbox([Tool("Get-Weather", "x", {"type": "object", "properties": {}}, lambda: "")])
