@@ -284,3 +284,26 @@ def test_a_shared_toolbox_counts_each_episode_apart_and_forks_with_its_env():
     assert b.fork().tools is box and copy.deepcopy(box) is box  # tools are shared
     with pytest.raises(InvalidArgument, match="lower-case"):
         Toolbox([Tool("Get-Weather", "x", {"type": "object", "properties": {}}, lambda: "")])
+
+
+def test_the_rollout_gives_tool_schemas_to_the_template_only_for_json_calls(tokenizer):
+    import copy
+
+    from agentrl.engines import ScriptedEngine
+    from agentrl.rollout.manager import RolloutManager
+
+    aware = copy.deepcopy(tokenizer)
+    aware.chat_template = (
+        "{% if tools %}<|im_start|>system\nTools:{% for t in tools %} {{ t.function.name }}"
+        "{% endfor %}<|im_end|>\n{% endif %}"
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    engine = ScriptedEngine(aware, ["answer[1]"])
+    for action_format, expected in (("json", ["calculate"]), ("bracket", None)):
+        manager = RolloutManager(engine, aware, "calculator", action_format=action_format)
+        try:
+            names = manager.chat.tools and [t["function"]["name"] for t in manager.chat.tools]
+            assert names == expected, action_format
+        finally:
+            manager.close()
