@@ -1,9 +1,10 @@
 """Search backends behind one small interface: embedded BM25 and a fake twin for tests.
 
-    corpus = [{"id": "0", "contents": '"Ada Lovelace"\nAda Lovelace wrote the first ...'}]
+    corpus = [{"id": "0", "contents": '"Ada Lovelace"\\nAda Lovelace wrote the first ...'}]
     backend = BM25Search(corpus)                   # index built once, cached on disk
     [[best, *_]] = backend.search(["who wrote the first program"], k=3)
     best.title, best.text, best.score              # "Ada Lovelace", "Ada Lovelace wrote ...", 2.1
+    format_passages([best])                        # 'Doc 1(Title: "Ada Lovelace") Ada ...\\n'
     tool = search_tool(backend, k=3)               # search(query) -> "Doc 1(Title: ...) ..."
 
 A corpus is what Search-R1 and FlashRAG retrievers serve: documents with an `id` and
@@ -71,17 +72,20 @@ _STOPWORDS = frozenset(
 
 @dataclass(frozen=True)
 class Passage:
-    """One retrieved document."""
+    """One retrieved document: its `contents` as the corpus holds them (the title in
+    quotes on the first line, then the text), and its score."""
 
     id: str
-    title: str
-    text: str
+    contents: str
     score: float
 
     @property
-    def contents(self) -> str:
-        """The Search-R1 form: the title in quotes on the first line, then the text."""
-        return f'"{self.title}"\n{self.text}'
+    def title(self) -> str:
+        return split_contents(self.contents)[0]
+
+    @property
+    def text(self) -> str:
+        return split_contents(self.contents)[1]
 
 
 def split_contents(contents: str) -> tuple[str, str]:
@@ -105,8 +109,8 @@ def tokenize(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
 
 
-def _documents(corpus: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-    """(id, title, text) per document, checked."""
+def _documents(corpus: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(id, contents) per document, checked."""
     out = []
     for i, document in enumerate(corpus):
         if not isinstance(document, Mapping) or "contents" not in document:
@@ -114,8 +118,7 @@ def _documents(corpus: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]
                 f"corpus document {i} must be a mapping with 'id' and 'contents' (the title "
                 f"in quotes on the first line, then the text); got {str(document)[:80]!r}"
             )
-        title, text = split_contents(str(document["contents"]))
-        out.append((str(document.get("id", i)), title, text))
+        out.append((str(document.get("id", i)), str(document["contents"])))
     if not out:
         raise InvalidArgument("the corpus is empty; a search backend needs documents")
     return out
@@ -127,7 +130,7 @@ class FakeSearch:
 
     def __init__(self, corpus: Sequence[Mapping[str, Any]]) -> None:
         self.documents = _documents(corpus)
-        self._words = [set(tokenize(f"{title} {text}")) for _, title, text in self.documents]
+        self._words = [set(tokenize(contents)) for _, contents in self.documents]
         self.queries: list[str] = []
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
@@ -141,8 +144,7 @@ class FakeSearch:
         return out
 
     def _passage(self, index: int, score: float) -> Passage:
-        doc_id, title, text = self.documents[index]
-        return Passage(doc_id, title, text, score)
+        return Passage(*self.documents[index], score)
 
 
 class BM25Search:
@@ -176,7 +178,7 @@ class BM25Search:
             self._bm25 = bm25s.BM25.load(str(self.index_dir), mmap=mmap, show_progress=False)
         else:
             self._bm25 = bm25s.BM25()
-            tokens = [tokenize(f"{title} {text}") for _, title, text in self.documents]
+            tokens = [tokenize(contents) for _, contents in self.documents]
             self._bm25.index(tokens, show_progress=False)
             staging = self.index_dir.with_name(self.index_dir.name + ".partial")
             self._bm25.save(str(staging), show_progress=False)
@@ -211,21 +213,23 @@ class BM25Search:
         return out
 
 
-def format_passages(passages: Sequence[Passage], max_chars: int = 1500) -> str:
-    """Search-R1's observation text: `Doc i(Title: t) text` per passage, each cut to
-    its share of `max_chars`."""
-    if not passages:
-        return "No results."
-    share = max(1, max_chars // len(passages))
-    lines = []
+def format_passages(passages: Sequence[Passage], max_chars: int | None = None) -> str:
+    """What Search-R1 shows the agent: `Doc i(Title: <first line>) <the rest>` and a
+    newline per passage, the first line of `contents` as it is (quotes included), ""
+    for none. `max_chars` cuts each passage's text to its share of the budget, a
+    departure from Search-R1 (which shows passages whole), off by default."""
+    share = max(1, max_chars // max(len(passages), 1)) if max_chars else None
+    out = ""
     for i, passage in enumerate(passages, 1):
-        text = passage.text if len(passage.text) <= share else passage.text[:share] + "..."
-        lines.append(f"Doc {i}(Title: {passage.title}) {text}")
-    return "\n".join(lines)
+        title, _, text = passage.contents.partition("\n")
+        if share is not None and len(text) > share:
+            text = text[:share] + "..."
+        out += f"Doc {i}(Title: {title}) {text}\n"
+    return out
 
 
 def search_tool(
-    backend: SearchBackend, k: int = 3, max_chars: int = 1500, timeout_s: float = 30.0
+    backend: SearchBackend, k: int = 3, max_chars: int | None = None, timeout_s: float = 30.0
 ) -> Tool:
     """A `search(query)` tool over `backend`: the top `k` passages as Search-R1 shows them."""
 

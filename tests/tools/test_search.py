@@ -31,8 +31,10 @@ def test_every_backend_answers_each_query_best_first(backend):
     first, second, none = backend.search(
         ["Analytical Engine designer", "first program", "zebra"], k=2
     )
-    assert first[0] == Passage(
-        "babbage", "Charles Babbage", "Babbage designed the Analytical Engine.", first[0].score
+    assert first[0] == Passage("babbage", CORPUS[1]["contents"], first[0].score)
+    assert (first[0].title, first[0].text) == (
+        "Charles Babbage",
+        "Babbage designed the Analytical Engine.",
     )
     assert len(second) == 2 and second[0].score >= second[1].score > 0
     assert {p.id for p in second} <= {"ada", "hopper"}
@@ -61,8 +63,13 @@ def test_a_corpus_must_be_documents_with_contents(tmp_path):
 
 
 def test_the_search_tool_shows_passages_as_search_r1_does():
-    tool = search_tool(FakeSearch(CORPUS), k=2, max_chars=20)
+    # Search-R1's _passages2string: the first line of contents as it is, a newline each.
+    tool = search_tool(FakeSearch(CORPUS), k=2)
     assert tool.name == "search" and tool.parameters["required"] == ["query"]
-    text = tool.fn("Babbage engine")
-    assert text == "Doc 1(Title: Charles Babbage) Babbage designed the..."  # 20 characters
-    assert format_passages([]) == "No results."
+    assert tool.fn("Babbage engine") == (
+        'Doc 1(Title: "Charles Babbage") Babbage designed the Analytical Engine.\n'
+    )
+    hits = FakeSearch(CORPUS).search(["first program"], 2)[0]
+    assert format_passages(hits).count("\n") == 2 and format_passages([]) == ""
+    cut = search_tool(FakeSearch(CORPUS), k=2, max_chars=20).fn("Babbage engine")
+    assert cut == 'Doc 1(Title: "Charles Babbage") Babbage designed the...\n'  # 20 characters
