@@ -426,6 +426,38 @@ def eval_command(
     console.print(table)
 
 
+@app.command("serve-retriever")
+def serve_retriever(
+    corpus: Annotated[
+        Path, typer.Option(help="JSON lines with 'id' and 'contents' (Search-R1 / FlashRAG).")
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind (other machines: 0.0.0.0).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    topk: Annotated[int, typer.Option(help="Passages per query when a request names none.")] = 3,
+    mmap: Annotated[bool, typer.Option(help="Map the BM25 index from disk.")] = False,
+) -> None:
+    """Serve BM25 search over a corpus with Search-R1's retriever API (POST /retrieve)."""
+    import uvicorn
+
+    from agentrl.tools.retriever import create_app, load_corpus
+    from agentrl.tools.search import BM25Search
+
+    try:
+        backend = BM25Search(load_corpus(corpus), mmap=mmap)
+    except AgentRLError as exc:
+        raise _fail(exc) from None
+    state = "loaded from its cache" if backend.loaded_from_cache else "built"
+    console.print(
+        Text(
+            f"{len(backend.documents)} passages, index {state} ({backend.index_dir}); "
+            f"serving http://{host}:{port}/retrieve"
+        )
+    )
+    uvicorn.run(create_app(backend, default_topk=topk), host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -13,7 +13,7 @@ it with `bm25s` and keeps the index under `$AGENTRL_CACHE/bm25/<hash of the corp
 so a corpus is indexed once; `mmap=True` maps a large index from disk instead of
 reading it into memory. `FakeSearch` answers by word overlap from memory, with the
 same interface and the same result shape, so tools and envs are tested without an
-index. (An HTTP client for retriever servers joins these backends later.)
+index. `agentrl.tools.retriever.HTTPSearch` is the same interface over HTTP.
 """
 
 from __future__ import annotations
