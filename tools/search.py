@@ -13,15 +13,19 @@ it with `bm25s` and keeps the index under `$AGENTRL_CACHE/bm25/<hash of the corp
 so a corpus is indexed once; `mmap=True` maps a large index from disk instead of
 reading it into memory. `FakeSearch` answers by word overlap from memory, with the
 same interface and the same result shape, so tools and envs are tested without an
-index. `agentrl.tools.retriever.HTTPSearch` is the same interface over HTTP.
+index. `agentrl.tools.retriever.HTTPSearch` is the same interface over HTTP, and
+`CachedSearch` wraps any of them: the same query gets the same answer, and answers can be
+recorded to a file and replayed without the backend.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +247,53 @@ def search_tool(
         return format_passages(passages, max_chars)
 
     return Tool.from_function(search, timeout_s=timeout_s)
+
+
+class CachedSearch:
+    """Same query, same result: a backend's answers kept in memory and, with `path`, in
+    a JSON lines file (one line per query and k) that later runs load, so a run can be
+    reproduced without the server (`backend=None`: answers only what was recorded).
+
+    Args:
+        backend: what to ask about a query not recorded yet; None replays only.
+        path: the recording, read first if it exists, then appended to.
+    """
+
+    def __init__(self, backend: SearchBackend | None, path: str | Path | None = None) -> None:
+        self.backend = backend
+        self.path = Path(path) if path is not None else None
+        self._answers: dict[tuple[str, int], list[Passage]] = {}
+        self._lock = threading.Lock()
+        if self.path is not None and self.path.is_file():
+            with self.path.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        item = json.loads(line)
+                        passages = [Passage(**p) for p in item["passages"]]
+                        self._answers[(item["query"], int(item["k"]))] = passages
+        if backend is None and self.path is None:
+            raise InvalidArgument("CachedSearch needs a backend, a recording (path), or both")
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
+        missing = list(dict.fromkeys(q for q in queries if (q, k) not in self._answers))
+        if missing:
+            if self.backend is None:
+                raise InvalidArgument(
+                    f"{len(missing)} queries are not in the recording {self.path} (first: "
+                    f"{missing[0][:60]!r}, k={k}); replay the run that recorded it, or give "
+                    "CachedSearch a backend to ask"
+                )
+            answers = self.backend.search(missing, k)
+            with self._lock:
+                for query, passages in zip(missing, answers, strict=True):
+                    self._answers[(query, k)] = passages
+                    if self.path is not None:
+                        self.path.parent.mkdir(parents=True, exist_ok=True)
+                        with self.path.open("a", encoding="utf-8") as out:
+                            record = {
+                                "query": query,
+                                "k": k,
+                                "passages": [dataclasses.asdict(p) for p in passages],
+                            }
+                            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return [list(self._answers[(q, k)]) for q in queries]

@@ -73,3 +73,22 @@ def test_the_search_tool_shows_passages_as_search_r1_does():
     assert format_passages(hits).count("\n") == 2 and format_passages([]) == ""
     cut = search_tool(FakeSearch(CORPUS), k=2, max_chars=20).fn("Babbage engine")
     assert cut == 'Doc 1(Title: "Charles Babbage") Babbage designed the...\n'  # 20 characters
+
+
+def test_answers_are_cached_recorded_and_replayed_without_the_backend(tmp_path):
+    from agentrl.tools.search import CachedSearch
+
+    recording = tmp_path / "runs" / "search.jsonl"
+    live = FakeSearch(CORPUS)
+    cached = CachedSearch(live, recording)
+    first = cached.search(["first program", "Turing", "first program"], 2)
+    again = cached.search(["Turing"], 2)
+    assert live.queries == ["first program", "Turing"]  # each (query, k) asked once
+    assert again[0] == first[1] and first[0] == first[2]
+    assert len(recording.read_text().splitlines()) == 2
+    replay = CachedSearch(None, recording)  # no backend: the recording answers
+    assert replay.search(["first program", "Turing"], 2) == first[:2]
+    with pytest.raises(InvalidArgument, match="not in the recording"):
+        replay.search(["Babbage"], 2)
+    with pytest.raises(InvalidArgument, match="needs a backend"):
+        CachedSearch(None)
