@@ -84,12 +84,23 @@ class CalculatorEnv(TextEnv):
         super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
         self.num_operands = num_operands
         self.max_operand = max_operand
-        self.tools = tools if tools is not None else Toolbox([calculate])
+        self._tools = tools
         self.tool_stats = ToolStats()
-        self.action_names = (*self.tools.names, "answer")
         self.expression = ""
         self.result = 0
         _tasks(num_operands, max_operand)  # fail early on a too-small task space
+
+    @property
+    def tools(self) -> Toolbox:  # type: ignore[override]
+        """The env's tools; the default toolbox is built on first use (reading a tool's
+        schema imports transformers, which validating a config need not)."""
+        if self._tools is None:
+            self._tools = Toolbox([calculate])
+        return self._tools
+
+    @property
+    def action_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.tools.names, "answer")
 
     def _split_tasks(self, split: Split) -> list[str]:
         return _tasks(self.num_operands, self.max_operand)[split]

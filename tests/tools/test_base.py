@@ -307,3 +307,16 @@ def test_the_rollout_gives_tool_schemas_to_the_template_only_for_json_calls(toke
             assert names == expected, action_format
         finally:
             manager.close()
+
+
+def test_validating_a_config_reads_no_tool_schema():
+    # A tool's schema comes from transformers (a second of imports): the calculator env
+    # builds its default toolbox on first use, not when a config naming it is checked.
+    import subprocess
+    import sys
+
+    code = "import sys, agentrl; agentrl.load_config('calculator_grpo'); print(sorted(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "'transformers'" not in loaded
