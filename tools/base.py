@@ -302,13 +302,6 @@ class Toolbox:
         """Every tool's schema, for `apply_chat_template(tools=...)`."""
         return [tool.schema() for tool in self.tools.values()]
 
-    def describe(self) -> str:
-        """One line per tool: `name(arguments): description`, for instructions."""
-        return "\n".join(
-            f"{tool.name}({', '.join(tool.parameters.get('properties', {}))}): {tool.description}"
-            for tool in self.tools.values()
-        )
-
     def call(self, name: str, arguments: str | Mapping[str, Any]) -> ToolResult:
         """Call tool `name` from sync code (an env's `act`, in a worker thread)."""
         try:

@@ -32,46 +32,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agentrl.tools.base import Tool
+from bm25s.stopwords import STOPWORDS_EN
 
 from agentrl.errors import InvalidArgument
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "for",
-        "from",
-        "has",
-        "he",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "to",
-        "was",
-        "were",
-        "will",
-        "with",
-        "who",
-        "what",
-        "which",
-        "when",
-        "where",
-        "how",
-    ]
-)
+_STOPWORDS = frozenset(STOPWORDS_EN)  # Lucene's English list, as WebShop's search uses
 
 
 @dataclass(frozen=True)
@@ -109,7 +75,7 @@ class SearchBackend(Protocol):
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words without the commonest English function words."""
+    """Lower-case words without English stopwords."""
     return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
 
 
@@ -284,16 +250,15 @@ class CachedSearch:
                     "CachedSearch a backend to ask"
                 )
             answers = self.backend.search(missing, k)
+            records = [
+                {"query": query, "k": k, "passages": [dataclasses.asdict(p) for p in passages]}
+                for query, passages in zip(missing, answers, strict=True)
+            ]
             with self._lock:
                 for query, passages in zip(missing, answers, strict=True):
                     self._answers[(query, k)] = passages
-                    if self.path is not None:
-                        self.path.parent.mkdir(parents=True, exist_ok=True)
-                        with self.path.open("a", encoding="utf-8") as out:
-                            record = {
-                                "query": query,
-                                "k": k,
-                                "passages": [dataclasses.asdict(p) for p in passages],
-                            }
-                            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                if self.path is not None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    with self.path.open("a", encoding="utf-8") as out:
+                        out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         return [list(self._answers[(q, k)]) for q in queries]

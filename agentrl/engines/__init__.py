@@ -23,8 +23,8 @@ is refused for the others. `docs/adding-an-engine.md` walks through one.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -71,18 +71,14 @@ class EngineBackend:
     def factory(self) -> Factory:
         if callable(self.entry_point):
             return self.entry_point
-        module, _, attribute = self.entry_point.partition(":")
         try:
-            target: Any = importlib.import_module(module)
-            for part in attribute.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as exc:
+            return pkgutil.resolve_name(self.entry_point)
+        except (ImportError, AttributeError, ValueError) as exc:
             raise RegistrationError(
                 f"engine backend {self.name!r}: its entry point {self.entry_point!r} cannot be "
                 f"loaded ({type(exc).__name__}: {exc}); install the package that provides it "
                 "or fix the 'module:attribute' path"
             ) from exc
-        return target
 
 
 _BACKENDS: dict[str, EngineBackend] = {}
