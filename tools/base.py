@@ -206,12 +206,36 @@ class Tool:
             raise wrong
         return value
 
+    @property
+    def is_async(self) -> bool:
+        """An async function, or an object whose `__call__` is async."""
+        method = type(self.fn).__dict__.get("__call__")
+        return inspect.iscoroutinefunction(self.fn) or inspect.iscoroutinefunction(method)
+
+    def call(self, arguments: str | Mapping[str, Any]) -> str:
+        """A sync tool's result as text, from sync code: run in the tool pool, waited
+        for at most `timeout_s`, or in this thread when there is no limit (raises like
+        `acall`)."""
+        kwargs = self.bind(arguments)
+        if self.timeout_s is None:  # no limit: no thread to wait on either
+            result = self.fn(**kwargs)
+            return result if isinstance(result, str) else str(result)
+        future = _SYNC_CALLS.submit(self.fn, **kwargs)
+        try:
+            result = future.result(timeout=self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the tool's own TimeoutError, not the wait's
+                raise
+            raise ToolTimeout(
+                f"{self.name} error: no result within {self.timeout_s:g} s."
+            ) from None
+        return result if isinstance(result, str) else str(result)
+
     async def acall(self, arguments: str | Mapping[str, Any]) -> str:
         """The tool's result as text (raises `ToolError`, `ToolTimeout` or the tool's own
         exception; `Toolbox.call` turns them into observations)."""
         kwargs = self.bind(arguments)
-        method = type(self.fn).__dict__.get("__call__")  # an object whose call is async
-        if inspect.iscoroutinefunction(self.fn) or inspect.iscoroutinefunction(method):
+        if self.is_async:
             work = self.fn(**kwargs)
         else:
             loop = asyncio.get_running_loop()
@@ -303,14 +327,24 @@ class Toolbox:
         return [tool.schema() for tool in self.tools.values()]
 
     def call(self, name: str, arguments: str | Mapping[str, Any]) -> ToolResult:
-        """Call tool `name` from sync code (an env's `act`, in a worker thread)."""
+        """Call tool `name` from sync code (an env's `act`, in a worker thread). A sync
+        tool runs in the tool pool without an event loop (env steps stay cheap); an async
+        one on an event loop of its own."""
+        tool = self.tools.get(name)
+        if tool is None or tool.is_async:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(self.acall(name, arguments))
+            # Called from inside an event loop: run the call on a loop of its own.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, self.acall(name, arguments)).result()
+        started = time.perf_counter()
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.acall(name, arguments))
-        # Called from inside an event loop: run the call on a loop of its own.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, self.acall(name, arguments)).result()
+            text, ok = tool.call(arguments), True
+        except Exception as exc:  # the agent reads it; the episode goes on
+            text, ok = _failure(name, exc), False
+        return self._record(name, text, ok, started)
 
     async def acall(self, name: str, arguments: str | Mapping[str, Any]) -> ToolResult:
         """Call tool `name`; every failure is an observation, never an exception."""
@@ -319,18 +353,14 @@ class Toolbox:
         if tool is None:
             hint = did_you_mean(name, list(self.tools))
             text = f"There is no tool {name!r}.{hint} Tools: {', '.join(self.tools)}."
-            result = ToolResult(name, text, False, 0.0)
-            with self._lock:
-                self.stats.add(result)
-            return result
+            return self._record(name, text, False, started)
         try:
             text, ok = await tool.acall(arguments), True
-        except ToolError as exc:
-            text, ok = str(exc), False
-        except ToolTimeout as exc:
-            text, ok = str(exc), False
         except Exception as exc:  # the agent reads it; the episode goes on
-            text, ok = f"{name} error: {type(exc).__name__}: {exc}", False
+            text, ok = _failure(name, exc), False
+        return self._record(name, text, ok, started)
+
+    def _record(self, name: str, text: str, ok: bool, started: float) -> ToolResult:
         result = ToolResult(name, text, ok, time.perf_counter() - started)
         with self._lock:
             self.stats.add(result)
@@ -345,3 +375,11 @@ class Toolbox:
             "tool_error": not result.ok,
             "tool_latency_s": result.latency_s,
         }
+
+
+def _failure(name: str, exc: Exception) -> str:
+    """The observation for a failed call: a `ToolError`'s or a timeout's own message,
+    otherwise the exception under the tool's name."""
+    if isinstance(exc, (ToolError, ToolTimeout)):
+        return str(exc)
+    return f"{name} error: {type(exc).__name__}: {exc}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from agentrl.tools.base import Toolbox, ToolStats, split_call
+from agentrl.tools.base import Tool, Toolbox, ToolStats, split_call
 from agentrl.tools.calculator import calculate, evaluate
 
 from agentrl.core import InvalidAction, Outcome, Split, TextEnv
@@ -95,7 +95,9 @@ class CalculatorEnv(TextEnv):
         """The env's tools; the default toolbox is built on first use (reading a tool's
         schema imports transformers, which validating a config need not)."""
         if self._tools is None:
-            self._tools = Toolbox([calculate])
+            # The evaluator bounds its own work (expression size, exponents, magnitudes),
+            # so the tool needs no timeout and runs inline: env steps stay cheap.
+            self._tools = Toolbox([Tool.from_function(calculate, timeout_s=None)])
         return self._tools
 
     @property
