@@ -429,8 +429,12 @@ def eval_command(
 @app.command("serve-retriever")
 def serve_retriever(
     corpus: Annotated[
-        Path, typer.Option(help="JSON lines with 'id' and 'contents' (Search-R1 / FlashRAG).")
-    ],
+        Path | None,
+        typer.Option(
+            help="JSON lines with 'id' and 'contents' (Search-R1 / FlashRAG); without it, "
+            "the search env's generated corpus."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to bind (other machines: 0.0.0.0).")] = (
         "127.0.0.1"
     ),
@@ -445,7 +449,13 @@ def serve_retriever(
     from agentrl.tools.search import BM25Search
 
     try:
-        backend = BM25Search(load_corpus(corpus), mmap=mmap)
+        if corpus is None:
+            from agentrl.envs.search.world import generated_world
+
+            documents = generated_world().corpus
+        else:
+            documents = load_corpus(corpus)
+        backend = BM25Search(documents, mmap=mmap)
     except AgentRLError as exc:
         raise _fail(exc) from None
     state = "loaded from its cache" if backend.loaded_from_cache else "built"

@@ -88,16 +88,23 @@ class Action(str):
 
     name: str | None
     arguments: str | dict[str, Any] | None
+    reply: str | None
+    """The whole reply the action was parsed from (the rollout sets it), for envs that
+    grade how the agent wrote, e.g. a format reward; None for actions made elsewhere."""
 
     def __new__(
-        cls, text: str, name: str | None = None, arguments: str | dict[str, Any] | None = None
+        cls,
+        text: str,
+        name: str | None = None,
+        arguments: str | dict[str, Any] | None = None,
+        reply: str | None = None,
     ) -> Action:
         action = super().__new__(cls, text)
-        action.name, action.arguments = name, arguments
+        action.name, action.arguments, action.reply = name, arguments, reply
         return action
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickles and deep-copies with its fields
-        return (type(self), (str(self), self.name, self.arguments))
+        return (type(self), (str(self), self.name, self.arguments, self.reply))
 
 
 class InvalidAction(Exception):

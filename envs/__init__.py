@@ -9,3 +9,4 @@ from agentrl.registration import register
 register("agentrl/Guess-v0", entry_point="agentrl.envs.guess:GuessEnv")
 register("agentrl/Calculator-v0", entry_point="agentrl.envs.calculator:CalculatorEnv")
 register("agentrl/WebShop-v0", entry_point="agentrl.envs.webshop:WebShopEnv")
+register("agentrl/Search-v0", entry_point="agentrl.envs.search:SearchEnv")

@@ -6,6 +6,6 @@ themselves: arithmetic (`calculator.calculate`), search (`search`: BM25 and a fa
 Installed as `agentrl.tools` (the repository keeps the folder at its top level).
 """
 
-from agentrl.tools.base import Tool, Toolbox, ToolError, ToolResult, ToolStats
+from agentrl.tools.base import Tool, Toolbox, ToolError, ToolResult, ToolStats, ToolUnavailable
 
-__all__ = ["Tool", "ToolError", "ToolResult", "ToolStats", "Toolbox"]
+__all__ = ["Tool", "ToolError", "ToolResult", "ToolStats", "ToolUnavailable", "Toolbox"]

@@ -20,6 +20,9 @@ call's failure never raises: a `ToolError` (the tool's own words for the agent),
 wrong or missing argument, an unknown tool, a timeout or any other exception becomes
 the observation the agent reads, with `ok` False (a `ToolError`'s message as it is; an
 unknown tool names the tools there are; other failures start with the tool's name).
+The exception is `ToolUnavailable`: a service the tool needs is down (a retriever
+server that stopped), which is no fault of the agent's, so it propagates and the
+rollout records the episode as failed rather than training on it.
 Arguments are converted to their declared types (`"12"` for an integer, `12` for a
 string). Async functions (or objects whose `__call__` is async) are awaited; sync ones
 run in a pool of worker threads of their own (32), so a timeout returns at once; a
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentrl.core import Action
-from agentrl.errors import InvalidArgument
+from agentrl.errors import AgentRLError, InvalidArgument
 from agentrl.suggest import did_you_mean
 
 _CALL = re.compile(r"\s*(\w+)\s*\[(.*)\]\s*", re.DOTALL)
@@ -253,6 +256,11 @@ class Tool:
         return result if isinstance(result, str) else str(result)
 
 
+class ToolUnavailable(AgentRLError):
+    """A service the tool needs did not answer: raised through the toolbox, never shown
+    to the agent (its episode is recorded with the error)."""
+
+
 class ToolTimeout(Exception):
     """A call ran past its tool's `timeout_s` (its message is the observation)."""
 
@@ -342,12 +350,15 @@ class Toolbox:
         started = time.perf_counter()
         try:
             text, ok = tool.call(arguments), True
+        except ToolUnavailable:
+            self._record(name, "", False, started)
+            raise
         except Exception as exc:  # the agent reads it; the episode goes on
             text, ok = _failure(name, exc), False
         return self._record(name, text, ok, started)
 
     async def acall(self, name: str, arguments: str | Mapping[str, Any]) -> ToolResult:
-        """Call tool `name`; every failure is an observation, never an exception."""
+        """Call tool `name`; every failure but `ToolUnavailable` is an observation."""
         started = time.perf_counter()
         tool = self.tools.get(name)
         if tool is None:
@@ -356,6 +367,9 @@ class Toolbox:
             return self._record(name, text, False, started)
         try:
             text, ok = await tool.acall(arguments), True
+        except ToolUnavailable:
+            self._record(name, "", False, started)
+            raise
         except Exception as exc:  # the agent reads it; the episode goes on
             text, ok = _failure(name, exc), False
         return self._record(name, text, ok, started)

@@ -23,14 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentrl.tools.base import ToolUnavailable
 from agentrl.tools.search import Passage, SearchBackend
 from pydantic import BaseModel
 
-from agentrl.errors import AgentRLError, InvalidArgument
+from agentrl.errors import InvalidArgument
 
 
-class RetrieverUnavailable(AgentRLError):
-    """No retriever answered at the URL (or it kept failing)."""
+class RetrieverUnavailable(ToolUnavailable):
+    """No retriever answered at the URL (or it kept failing): the search tool raises it
+    through the toolbox, so the episode is recorded as failed."""
 
 
 def load_corpus(path: str | Path) -> list[dict[str, Any]]:

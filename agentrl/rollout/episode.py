@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from agentrl.core import TextEnv
+from agentrl.core import Action, TextEnv
 from agentrl.engines.base import Engine, GenerationRequest, SamplingParams
 from agentrl.registration import make
 from agentrl.rollout.actions import ActionParser
@@ -180,8 +180,9 @@ class EpisodeRunner:
                 episode.num_invalid_actions += 1
             else:
                 started = time.perf_counter()
+                action = Action(parsed.action, parsed.name, parsed.arguments, reply=text)
                 observation, reward, terminated, truncated, info = await self.in_pool(
-                    env.step, parsed.action
+                    env.step, action
                 )
                 episode.env_s += time.perf_counter() - started
                 episode.reward += float(reward)
