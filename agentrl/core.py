@@ -150,6 +150,10 @@ class TextEnv(gym.Env[str, str]):
     action_format: ClassVar[str] = "bracket"
     #: The env's action names, e.g. ("search", "click"); empty accepts any name.
     action_names: ClassVar[tuple[str, ...]] = ()
+    #: An example argument per action, e.g. {"search": "capital of France", "answer":
+    #: "Paris"}: format hints then show concrete calls, which small models copy better
+    #: than a template ("<search>...</search>" gets searched for "...").
+    action_examples: ClassVar[dict[str, str]] = {}
     #: The env's tools, an `agentrl.tools.Toolbox` (None: it offers none). The rollout
     #: passes their schemas to chat templates that take tools.
     tools: Any = None

@@ -26,6 +26,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,3 +263,67 @@ class CachedSearch:
                     with self.path.open("a", encoding="utf-8") as out:
                         out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         return [list(self._answers[(q, k)]) for q in queries]
+
+
+@dataclass
+class _Request:
+    queries: list[str]
+    k: int
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    result: list[list[Passage]] | None = None
+    error: BaseException | None = None
+
+
+class BatchedSearch:
+    """Concurrent searches sent as one: callers in other threads that ask within
+    `window_s` of each other share one `backend.search` call (per k, at most
+    `max_batch` queries each), so a retriever server answers one request for many
+    envs. Each caller gets its own answers, or the batch's exception.
+
+    The first caller of a batch waits `window_s` for others to join, then calls the
+    backend for all; the rest wait for it (no thread of its own: nothing to stop).
+    """
+
+    def __init__(self, backend: SearchBackend, window_s: float = 0.002, max_batch: int = 64):
+        if window_s < 0 or max_batch < 1:
+            raise InvalidArgument(
+                f"window_s must be >= 0 and max_batch >= 1; got {window_s}, {max_batch}"
+            )
+        self.backend, self.window_s, self.max_batch = backend, window_s, max_batch
+        self.calls = 0  # backend calls made, for the curious
+        self._lock = threading.Lock()
+        self._pending: list[_Request] = []
+        self._leading = False
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
+        request = _Request(list(queries), k)
+        with self._lock:
+            self._pending.append(request)
+            lead, self._leading = not self._leading, True
+        if lead:
+            time.sleep(self.window_s)  # let concurrent callers join this batch
+            with self._lock:
+                batch, self._pending, self._leading = self._pending, [], False
+            self._answer(batch)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    def _answer(self, batch: list[_Request]) -> None:
+        for k in dict.fromkeys(r.k for r in batch):
+            group = [r for r in batch if r.k == k]
+            queries = [q for r in group for q in r.queries]
+            try:
+                answers: list[list[Passage]] = []
+                for start in range(0, len(queries), self.max_batch):
+                    self.calls += 1
+                    answers += self.backend.search(queries[start : start + self.max_batch], k)
+                for r in group:
+                    r.result, answers = answers[: len(r.queries)], answers[len(r.queries) :]
+            except BaseException as exc:  # every caller of the batch sees it
+                for r in group:
+                    r.error = exc
+            for r in group:
+                r.done.set()

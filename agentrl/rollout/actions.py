@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,8 +98,11 @@ class BracketParser:
 
     name = "bracket"
 
-    def __init__(self, action_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, action_names: Sequence[str] | None = None, examples: Mapping[str, str] | None = None
+    ) -> None:
         self.action_names = _normalise_names(action_names)
+        self.examples = dict(examples or {})
 
     def parse(self, text: str) -> ParsedAction:
         # Pair brackets with a stack: (position of "[", action name before it or None).
@@ -141,6 +144,9 @@ class BracketParser:
     def format_hint(self) -> str:
         # Concrete actions only: small models copy a template such as "name[argument]"
         # word for word.
+        if self.examples:
+            calls = " or ".join(f"{name}[{arg}]" for name, arg in self.examples.items())
+            return f"Reply with one action, e.g. {calls}."
         if self.action_names is None:
             return "Reply with one action written like search[red shoes]."
         actions = " or ".join(f"{name}[...]" for name in self.action_names)
@@ -160,7 +166,10 @@ class TagParser:
 
     name = "tags"
 
-    def __init__(self, action_names: Sequence[str] | None) -> None:
+    def __init__(
+        self, action_names: Sequence[str] | None, examples: Mapping[str, str] | None = None
+    ) -> None:
+        self.examples = dict(examples or {})
         names = _normalise_names(action_names) if action_names else None
         if names is None:
             raise ConfigError(
@@ -194,8 +203,11 @@ class TagParser:
         return ParsedAction(None, f"No complete tag pair found. {self.format_hint()}")
 
     def format_hint(self) -> str:
-        first = self.action_names[0]
         tags = ", ".join(f"<{name}>" for name in self.action_names)
+        if self.examples:  # concrete calls: small models copy "..." word for word
+            calls = " or ".join(f"<{name}>{arg}</{name}>" for name, arg in self.examples.items())
+            return f"Reply with one tool call, e.g. {calls}; tags: {tags}."
+        first = self.action_names[0]
         return f"Reply with one tool call written as <{first}>...</{first}>; tags: {tags}."
 
     def stop_strings(self) -> list[str]:
@@ -214,8 +226,11 @@ class JsonParser:
 
     name = "json"
 
-    def __init__(self, action_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, action_names: Sequence[str] | None = None, examples: Mapping[str, str] | None = None
+    ) -> None:
         self.action_names = _normalise_names(action_names)
+        self.examples = dict(examples or {})
 
     def parse(self, text: str) -> ParsedAction:
         end = text.find(_TOOL_CALL_CLOSE)
@@ -257,7 +272,8 @@ class JsonParser:
 
     def format_hint(self) -> str:
         first = self.action_names[0] if self.action_names else "search"
-        example = f'{{"name": "{first}", "arguments": {{"input": "..."}}}}'
+        value = json.dumps(self.examples.get(first, "..."))
+        example = f'{{"name": "{first}", "arguments": {{"input": {value}}}}}'
         tools = f"; tools: {', '.join(self.action_names)}" if self.action_names else ""
         return (
             f"Reply with one tool call written as {_TOOL_CALL_OPEN}{example}{_TOOL_CALL_CLOSE}"
@@ -286,18 +302,23 @@ class TextParser:
         return []
 
 
-def make_parser(kind: str, action_names: Sequence[str] | None = None) -> ActionParser:
+def make_parser(
+    kind: str,
+    action_names: Sequence[str] | None = None,
+    examples: Mapping[str, str] | None = None,
+) -> ActionParser:
     """The parser of output format `kind` ("bracket", "tags", "json" or "text").
 
     `action_names` limits the actions (tools, tags) that count; "tags" requires it.
-    Raises `ConfigError` for an unknown kind or bad names.
+    `examples` (action name -> an example argument, an env's `action_examples`) make the
+    format hint show concrete calls. Raises `ConfigError` for an unknown kind or bad names.
     """
     if kind == "bracket":
-        return BracketParser(action_names)
+        return BracketParser(action_names, examples)
     if kind == "tags":
-        return TagParser(action_names)
+        return TagParser(action_names, examples)
     if kind == "json":
-        return JsonParser(action_names)
+        return JsonParser(action_names, examples)
     if kind == "text":
         if action_names is not None:
             raise ConfigError(

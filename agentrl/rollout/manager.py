@@ -100,7 +100,8 @@ class RolloutManager:
         try:
             self.num_tasks = probe.num_tasks(split)  # type: ignore[arg-type]
             names = list(probe.action_names) or None
-            self.parser = make_parser(action_format or probe.action_format, names)
+            examples = probe.action_examples or None
+            self.parser = make_parser(action_format or probe.action_format, names, examples)
             if system_prompt is None:
                 system_prompt = build_system_prompt(probe, self.parser.format_hint())
             # Tool schemas go to the template when the policy writes JSON tool calls (the

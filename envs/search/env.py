@@ -22,6 +22,9 @@ retriever server ("http://host:port", e.g. `agentrl serve-retriever`), or a reco
 the server. A retriever that stops answering ends the episode with an error (the
 rollout records it) instead of showing the agent an error.
 
+`action_prefix` starts the first reply with "<search>" and the last with "<answer>" (an
+aid for small models; off by default, as in the originals).
+
 Format rewards (`format_reward`, off by default) grade how each reply is written, from
 the text the action was parsed from:
 
@@ -39,13 +42,14 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agentrl.envs.search.data import load_questions
 from agentrl.envs.search.grading import exact_match, f1_score, normalize_answer
 from agentrl.envs.search.world import Question, generated_world
 from agentrl.tools.base import Tool, Toolbox, ToolStats, split_call
 from agentrl.tools.search import (
+    BatchedSearch,
     BM25Search,
     CachedSearch,
     FakeSearch,
@@ -78,6 +82,10 @@ class SearchEnv(TextEnv):
 
     default_max_turns = 4
     action_format = "tags"
+    action_examples: ClassVar[dict[str, str]] = {
+        "search": "birthplace of Ada Lovelace",
+        "answer": "London",
+    }
     instructions = (
         "Answer the question. Think inside <think> and </think> whenever you get new "
         "information. When you lack a fact, search for it with <search> query </search>: "
@@ -103,8 +111,18 @@ class SearchEnv(TextEnv):
         max_turns: int | None = None,
         render_mode: str | None = None,
         tools: Toolbox | None = None,
+        action_prefix: bool = False,
+        batch_window_ms: float = 2.0,
     ) -> None:
         super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
+        if not isinstance(action_prefix, bool):
+            raise InvalidArgument(f"action_prefix must be true or false; got {action_prefix!r}.")
+        self.action_prefix = action_prefix
+        if isinstance(batch_window_ms, bool) or not isinstance(batch_window_ms, (int, float)):
+            raise InvalidArgument(f"batch_window_ms must be a number; got {batch_window_ms!r}.")
+        if batch_window_ms < 0:
+            raise InvalidArgument(f"batch_window_ms must be >= 0; got {batch_window_ms!r}.")
+        self.batch_window_ms = batch_window_ms
         _check_choice("wrap", wrap, tuple(WRAPS))
         _check_choice("reward", reward, REWARDS)
         _check_choice("format_reward", format_reward, FORMAT_REWARDS)
@@ -155,7 +173,14 @@ class SearchEnv(TextEnv):
         corpus_path = None
         if self.data_dir is not None and self.retriever in ("bm25", "fake"):
             corpus_path = Path(self.data_dir).expanduser().resolve() / self.corpus_file
-        key = (self.retriever, self.num_people, self.seed, str(corpus_path), str(self.record))
+        key = (
+            self.retriever,
+            self.num_people,
+            self.seed,
+            str(corpus_path),
+            str(self.record),
+            self.batch_window_ms,
+        )
         with _BACKENDS_LOCK:
             if key not in _BACKENDS:
                 _BACKENDS[key] = self._make_backend(corpus_path)
@@ -181,6 +206,8 @@ class SearchEnv(TextEnv):
             from agentrl.tools.retriever import HTTPSearch
 
             backend = HTTPSearch(self.retriever)
+            if self.batch_window_ms > 0:  # concurrent envs' searches share one request
+                backend = BatchedSearch(backend, window_s=self.batch_window_ms / 1000)
         if self.record is not None:
             return CachedSearch(backend, self.record)
         assert backend is not None
@@ -197,7 +224,10 @@ class SearchEnv(TextEnv):
                 query: what to look for, in a few words
             """
             [passages] = backend.search([query], topk)
-            return f"{open_tag}{format_passages(passages, max_chars).strip()}{close_tag}"
+            found = format_passages(passages, max_chars).strip()
+            if not passages:  # BM25 finds nothing without a shared word (dense never)
+                found = f"No passage matches {query!r}; search with other words."
+            return f"{open_tag}{found}{close_tag}"
 
         return Tool.from_function(search, timeout_s=30.0)
 
@@ -285,6 +315,16 @@ class SearchEnv(TextEnv):
         if self._well_formed:
             return 1.0 if right else 0.2
         return 0.8 if right else 0.1 if score is not None else 0.0
+
+    def response_prefix(self) -> str:
+        """With `action_prefix` (an aid for small models, tags format; the CPU recipes
+        turn it on): the first reply starts with "<search>" and the last with "<answer>",
+        so the agent searches before answering and always answers."""
+        if not self.action_prefix or self.question is None or self.done:
+            return ""
+        if self.turn == 0:
+            return "<search>"
+        return "<answer>" if self.turn >= self.max_turns - 1 else ""
 
     def valid_actions(self) -> list[str]:
         question = self.question.question if self.question else "anything"

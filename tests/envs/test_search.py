@@ -44,6 +44,9 @@ def test_exact_match_and_f1_by_hand():
     assert f1_score("amber orchard x", ["The Amber Orchard"]) == pytest.approx(0.8)
     assert f1_score("amber orchard x", ["nothing", "Amber"]) == pytest.approx(0.5)
     assert f1_score("", ["Amber"]) == 0.0
+    # HotpotQA's and ARPO's guard: yes / no / noanswer match only themselves
+    assert f1_score("yes it is", ["yes"]) == 0.0 and f1_score("Yes.", ["yes"]) == 1.0
+    assert f1_score("no", ["no way"]) == 0.0
 
 
 def test_last_boxed_balances_braces():
@@ -138,6 +141,28 @@ def test_bad_actions_and_settings_are_explained():
         SearchEnv(retriever="faiss")
     with pytest.raises(InvalidArgument, match="record"):
         SearchEnv(retriever="replay")
+
+
+def test_a_search_that_finds_nothing_says_so():
+    env = agentrl.make("search")
+    env.reset(seed=0)
+    obs, *_ = env.step("search[...]")
+    assert obs == "<information>No passage matches '...'; search with other words.</information>"
+
+
+def test_the_format_hint_shows_concrete_calls():
+    from agentrl.rollout.actions import make_parser
+    from agentrl.rollout.manager import build_system_prompt
+
+    env = SearchEnv()
+    parser = make_parser("tags", env.action_names, env.action_examples)
+    prompt = build_system_prompt(env, parser.format_hint())
+    assert "<search>birthplace of Ada Lovelace</search> or <answer>London</answer>" in prompt
+    bracket = make_parser("bracket", env.action_names, env.action_examples).format_hint()
+    assert (
+        bracket
+        == "Reply with one action, e.g. search[birthplace of Ada Lovelace] or answer[London]."
+    )
 
 
 def test_a_truncated_episode_keeps_its_tool_counts():

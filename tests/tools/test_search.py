@@ -92,3 +92,49 @@ def test_answers_are_cached_recorded_and_replayed_without_the_backend(tmp_path):
         replay.search(["Babbage"], 2)
     with pytest.raises(InvalidArgument, match="needs a backend"):
         CachedSearch(None)
+
+
+class Recorder:
+    """A backend that records its calls, answering each query with its own text."""
+
+    def __init__(self, fail_on=None):
+        self.calls, self.fail_on = [], fail_on
+
+    def search(self, queries, k):
+        self.calls.append((list(queries), k))
+        if self.fail_on in queries:
+            raise RuntimeError("retriever down")
+        return [[Passage(q, f'"{q}"\nabout {q}', float(k))] for q in queries]
+
+
+def test_concurrent_searches_share_one_backend_call():
+    import concurrent.futures
+
+    from agentrl.tools.search import BatchedSearch
+
+    backend = Recorder()
+    batched = BatchedSearch(backend, window_s=0.05)
+    asks = [([f"q{i}"], 3 if i < 6 else 5) for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda a: batched.search(*a), asks))
+    for (queries, k), answer in zip(asks, answers, strict=True):  # each gets its own
+        assert [[p.id for p in ps] for ps in answer] == [queries] and answer[0][0].score == k
+    assert len(backend.calls) < len(asks)  # shared calls, one k per call
+    assert sorted(q for qs, _ in backend.calls for q in qs) == sorted(f"q{i}" for i in range(8))
+    assert all(len({int(q[1:]) < 6 for q in qs}) == 1 for qs, _ in backend.calls)
+    assert batched.search(["alone", "two"], 3)[1][0].id == "two"  # a lone caller too
+
+
+def test_a_failed_batch_fails_each_caller_and_the_next_batch_works():
+    import concurrent.futures
+
+    from agentrl.tools.search import BatchedSearch
+
+    batched = BatchedSearch(Recorder(fail_on="bad"), window_s=0.05, max_batch=2)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(batched.search, [q], 3) for q in ("a", "bad", "c")]
+    errors = [f.exception() for f in futures]
+    assert any(isinstance(e, RuntimeError) for e in errors)
+    assert batched.search(["fine"], 3)[0][0].id == "fine"
+    with pytest.raises(InvalidArgument, match="window_s"):
+        BatchedSearch(Recorder(), window_s=-1)
