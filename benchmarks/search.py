@@ -12,7 +12,7 @@ clients (threads, one connection each), each client sending one query per reques
 of the same clients through one `BatchedSearch` (queries asked within 2 ms share a
 request).
 Env: steps/s of the oracle policy on the test split (every step a search or the
-answer). Baselines: every test question played by each scripted policy of
+answer), the index already built. Baselines: every test question played by each scripted policy of
 `agentrl.envs.search.baselines`. Writes benchmarks/results/search.json.
 """
 
@@ -199,7 +199,7 @@ def main() -> None:
         bm25 = {size: bm25_row(size, args.queries, args.k, Path(cache)) for size in args.sizes}
     http = http_row(min(args.sizes), args.queries, args.clients, args.k)
     env = agentrl.make("search", split="test")
-    env.reset(seed=0)
+    env.tools.call("search", "warm up")  # builds the index and the tool first
     env_speed = env_steps_per_s(env)
     baseline = scores(env)
 

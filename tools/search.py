@@ -165,23 +165,60 @@ class BM25Search:
     def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         k = min(k, len(self.documents))
         out: list[list[Passage]] = [[] for _ in queries]
-        asked = [(i, tokenize(q)) for i, q in enumerate(queries)]
-        asked = [(i, words) for i, words in asked if words]  # no word: nothing matches
-        known = self._bm25.vocab_dict
-        asked = [(i, [w for w in words if w in known]) for i, words in asked]
-        asked = [(i, words) for i, words in asked if words]
-        if not asked or k < 1:
+        if k < 1:
             return out
-        indices, scores = self._bm25.retrieve(
-            [words for _, words in asked], k=k, show_progress=False, n_threads=1
-        )
-        for (i, _), row, row_scores in zip(asked, indices, scores, strict=True):
-            out[i] = [
-                Passage(*self.documents[int(d)], float(s))
-                for d, s in zip(row, row_scores, strict=True)
-                if s > 0
-            ]
+        known = self._bm25.vocab_dict
+        for i, query in enumerate(queries):
+            ids = [known[w] for w in tokenize(query) if w in known]
+            if not ids:  # no word of the corpus: nothing matches
+                continue
+            out[i] = [Passage(*self.documents[d], s) for d, s in best(self._scores(ids), k)]
         return out
+
+    def _scores(self, ids: list[int]) -> Any:
+        """BM25 scores of every document for a query's token ids: what bm25s's
+        `get_scores_from_ids` computes, several times faster: bm25s adds each token's
+        posting list with `np.add.at` (and `retrieve` starts a thread pool per call); a
+        posting list holds each document once, so plain fancy-index addition gives the
+        same float32 sums in the same order."""
+        import numpy as np
+
+        index, bm25 = self._bm25.scores, self._bm25
+        data, indices, indptr = index["data"], index["indices"], index["indptr"]
+        scores = np.zeros(index["num_docs"], dtype=np.dtype(bm25.dtype))
+        for token in ids:
+            start, end = indptr[token], indptr[token + 1]
+            scores[indices[start:end]] += data[start:end]
+        if bm25.nonoccurrence_array is not None:  # BM25 variants with a floor score
+            scores += bm25.nonoccurrence_array[np.asarray(ids)].sum()
+        return scores
+
+
+def best(scores: Any, k: int) -> list[tuple[int, float]]:
+    """The (document, score) pairs of the `k` highest positive scores, best first, equal
+    scores in document order. bm25s's `topk` partitions all scores, which is slow
+    when most are 0 (4 ms at 100k documents) and orders ties arbitrarily; this looks at
+    the positive scores only, and its order is reproducible."""
+    import numpy as np
+
+    docs = np.flatnonzero(scores > 0)  # ascending document order
+    return best_of(docs, scores[docs], k)
+
+
+def best_of(docs: Any, values: Any, k: int) -> list[tuple[int, float]]:
+    """`best` over the documents `docs` (ascending) with scores `values`."""
+    import numpy as np
+
+    keep = values > 0
+    docs, values = docs[keep], values[keep]
+    if len(docs) > k:
+        kth = -np.partition(-values, k - 1)[k - 1]  # a small kth: 4x faster on ties
+        above, tied = docs[values > kth], docs[values == kth]
+        chosen = np.concatenate([above, tied[: k - len(above)]])
+        values = values[np.searchsorted(docs, chosen)]
+        docs = chosen
+    order = np.lexsort((docs, -values))  # score descending, then document
+    return [(int(docs[j]), float(values[j])) for j in order]
 
 
 def format_passages(passages: Sequence[Passage], max_chars: int | None = None) -> str:

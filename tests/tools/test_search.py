@@ -138,3 +138,38 @@ def test_a_failed_batch_fails_each_caller_and_the_next_batch_works():
     assert batched.search(["fine"], 3)[0][0].id == "fine"
     with pytest.raises(InvalidArgument, match="window_s"):
         BatchedSearch(Recorder(), window_s=-1)
+
+
+def test_bm25_answers_equal_bm25s_retrieve(tmp_path):
+    # BM25Search scores and ranks with its own code (bm25s's is slow per query): the
+    # same scores as bm25s's retrieve, the same passages above the k-th score, and equal
+    # scores in document order (bm25s orders them arbitrarily).
+    from agentrl.envs.search.world import generated_world
+    from agentrl.tools.search import tokenize
+
+    world = generated_world(num_people=200, seed=3)
+    backend = BM25Search(world.corpus, cache_dir=tmp_path)
+    index = {doc_id: i for i, (doc_id, _) in enumerate(backend.documents)}
+    queries = [q.question for q in world.questions["train"][:300]]
+    queries += [doc["contents"][:50] for doc in world.corpus[:100]] + ["born city year"]
+    for query in queries:
+        words = [w for w in tokenize(query) if w in backend._bm25.vocab_dict]
+        ids, scores = backend._bm25.retrieve([words], k=5, show_progress=False, n_threads=1)
+        expected = [(int(d), float(s)) for d, s in zip(ids[0], scores[0], strict=True) if s > 0]
+        [got] = backend.search([query], 5)
+        assert [p.score for p in got] == [s for _, s in expected], query
+        last = expected[-1][1]
+        assert {index[p.id] for p in got if p.score > last} == {d for d, s in expected if s > last}
+        ranked = [(-p.score, index[p.id]) for p in got]
+        assert ranked == sorted(ranked)
+
+
+def test_best_breaks_ties_by_document():
+    import numpy as np
+    from agentrl.tools.search import best
+
+    scores = np.array([0.0, 2.0, 1.0, 2.0, 1.0, 1.0, 0.0, 3.0], dtype=np.float32)
+    assert best(scores, 3) == [(7, 3.0), (1, 2.0), (3, 2.0)]
+    assert best(scores, 5) == [(7, 3.0), (1, 2.0), (3, 2.0), (2, 1.0), (4, 1.0)]
+    assert best(scores, 20) == [(7, 3.0), (1, 2.0), (3, 2.0), (2, 1.0), (4, 1.0), (5, 1.0)]
+    assert best(np.zeros(4), 2) == []
