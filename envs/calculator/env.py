@@ -117,19 +117,27 @@ class CalculatorEnv(TextEnv):
         self.tool_stats = ToolStats()  # this episode's calls (the toolbox may be shared)
         self.expression = self._split_tasks(split)[index]
         self.result = evaluate(self.expression)
+        if self._tools is None or self.tools.names == ("calculate",):
+            tools = "calculate[expression] evaluates arithmetic"
+        else:  # a toolbox of the user's: name its tools
+            tools = ", ".join(self._tool_calls())
         return (
-            f"Compute {self.expression}. Tools: calculate[expression] evaluates arithmetic; "
-            "answer[number] submits your final answer (one try)."
+            f"Compute {self.expression}. Tools: {tools}; answer[number] submits your final "
+            "answer (one try)."
         )
+
+    def _tool_calls(self) -> list[str]:
+        """Each tool as the agent calls it, e.g. calculate[expression]."""
+        return [
+            f"{name}[{next(iter(tool.parameters['properties']), '')}]"
+            for name, tool in self.tools.tools.items()
+        ]
 
     def act(self, action: str) -> Outcome:
         call = split_call(action)
         name = call[0] if call else ""
         if name != "answer" and name not in self.tools.names:
-            tools = ", ".join(
-                f"{tool}[{next(iter(self.tools.tools[tool].parameters['properties']), '')}]"
-                for tool in self.tools.names
-            )
+            tools = ", ".join(self._tool_calls())
             raise InvalidAction(
                 f"Invalid action {action[:80]!r}. Use {tools}, e.g. calculate[12 * 7], or "
                 "answer[number], e.g. answer[84]."
@@ -138,7 +146,9 @@ class CalculatorEnv(TextEnv):
         if name != "answer":  # the toolbox's: its result, or its error, is the observation
             result = self.tools.call(name, arguments)
             self.tool_stats.add(result)
-            return Outcome(result.observation, info=self.tools.info(result))
+            # the episode's counts so far: an episode cut off by its turn limit has them too
+            info = {**self.tools.info(result), **self.tool_stats.flat()}
+            return Outcome(result.observation, info=info)
         argument = arguments if isinstance(arguments, str) else next(iter(arguments.values()), "")
         argument = str(argument).strip()
         try:

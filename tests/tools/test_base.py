@@ -156,7 +156,9 @@ def test_an_env_takes_more_tools_as_an_argument():
         return str(2 * x)
 
     env = agentrl.make("calculator", tools=Toolbox([calculate, double]))
-    env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
+    assert "Tools: calculate[expression], double[x]; answer[number]" in obs  # as given
+    assert "Tools: calculate[expression] evaluates" in agentrl.make("calculator").reset(seed=0)[0]
     assert env.action_names == ("calculate", "double", "answer")
     assert env.step("double[21]")[0] == "42"
     assert "Use calculate[expression], double[x]" in env.step("triple[2]")[0]
