@@ -441,6 +441,12 @@ def serve_retriever(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     topk: Annotated[int, typer.Option(help="Passages per query when a request names none.")] = 3,
     mmap: Annotated[bool, typer.Option(help="Map the BM25 index from disk.")] = False,
+    num_people: Annotated[
+        int, typer.Option(help="Without --corpus: the generated world's size (env.num_people).")
+    ] = 600,
+    seed: Annotated[
+        int, typer.Option(help="Without --corpus: the generated world's seed (env.seed).")
+    ] = 0,
 ) -> None:
     """Serve BM25 search over a corpus with Search-R1's retriever API (POST /retrieve)."""
     import uvicorn
@@ -452,7 +458,7 @@ def serve_retriever(
         if corpus is None:
             from agentrl.envs.search.world import generated_world
 
-            documents = generated_world().corpus
+            documents = generated_world(num_people, seed).corpus
         else:
             documents = load_corpus(corpus)
         backend = BM25Search(documents, mmap=mmap)

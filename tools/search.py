@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from agentrl.tools.base import Tool
+from agentrl.tools.base import Tool, ToolUnavailable
 from bm25s.stopwords import STOPWORDS_EN
 
 from agentrl.errors import InvalidArgument
@@ -201,6 +201,8 @@ def best(scores: Any, k: int) -> list[tuple[int, float]]:
     the positive scores only, and its order is reproducible."""
     import numpy as np
 
+    if k < 1:
+        return []
     docs = np.flatnonzero(scores > 0)  # ascending document order
     return best_of(docs, scores[docs], k)
 
@@ -209,6 +211,8 @@ def best_of(docs: Any, values: Any, k: int) -> list[tuple[int, float]]:
     """`best` over the documents `docs` (ascending) with scores `values`."""
     import numpy as np
 
+    if k < 1:
+        return []
     keep = values > 0
     docs, values = docs[keep], values[keep]
     if len(docs) > k:
@@ -253,6 +257,11 @@ def search_tool(
     return Tool.from_function(search, timeout_s=timeout_s)
 
 
+class NotRecorded(ToolUnavailable):
+    """A replayed run asked what its recording lacks: the episode fails (the agent is
+    never shown it)."""
+
+
 class CachedSearch:
     """Same query, same result: a backend's answers kept in memory and, with `path`, in
     a JSON lines file (one line per query and k) that later runs load, so a run can be
@@ -282,7 +291,7 @@ class CachedSearch:
         missing = list(dict.fromkeys(q for q in queries if (q, k) not in self._answers))
         if missing:
             if self.backend is None:
-                raise InvalidArgument(
+                raise NotRecorded(
                     f"{len(missing)} queries are not in the recording {self.path} (first: "
                     f"{missing[0][:60]!r}, k={k}); replay the run that recorded it, or give "
                     "CachedSearch a backend to ask"
@@ -309,6 +318,18 @@ class _Request:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     result: list[list[Passage]] | None = None
     error: BaseException | None = None
+    leader: Any = None  # the request whose thread called the backend
+
+
+def _fresh(exc: BaseException) -> BaseException:
+    """A copy of `exc` for another thread to raise (one exception object raised in many
+    threads mixes up their tracebacks); `exc` itself when it cannot be copied."""
+    import copy
+
+    try:
+        return copy.copy(exc).with_traceback(None)
+    except Exception:
+        return exc
 
 
 class BatchedSearch:
@@ -338,29 +359,43 @@ class BatchedSearch:
             self._pending.append(request)
             lead, self._leading = not self._leading, True
         if lead:
-            time.sleep(self.window_s)  # let concurrent callers join this batch
-            with self._lock:
-                batch, self._pending, self._leading = self._pending, [], False
+            try:
+                time.sleep(self.window_s)  # let concurrent callers join this batch
+            finally:  # whatever happens, the next caller can lead
+                with self._lock:
+                    batch, self._pending, self._leading = self._pending, [], False
             self._answer(batch)
         request.done.wait()
         if request.error is not None:
+            if request.error.__traceback__ is not None and request.leader is not request:
+                raise _fresh(request.error) from request.error
             raise request.error
         assert request.result is not None
         return request.result
 
     def _answer(self, batch: list[_Request]) -> None:
-        for k in dict.fromkeys(r.k for r in batch):
-            group = [r for r in batch if r.k == k]
-            queries = [q for r in group for q in r.queries]
-            try:
-                answers: list[list[Passage]] = []
-                for start in range(0, len(queries), self.max_batch):
-                    self.calls += 1
-                    answers += self.backend.search(queries[start : start + self.max_batch], k)
-                for r in group:
-                    r.result, answers = answers[: len(r.queries)], answers[len(r.queries) :]
-            except BaseException as exc:  # every caller of the batch sees it
-                for r in group:
-                    r.error = exc
-            for r in group:
+        """One backend call per chunk of callers asking with the same k; a chunk's
+        failure is its callers' only."""
+        leader = batch[0] if batch else None
+        try:
+            for k in dict.fromkeys(r.k for r in batch):
+                group = [r for r in batch if r.k == k]
+                while group:
+                    chunk, size = [], 0
+                    while group and (not chunk or size + len(group[0].queries) <= self.max_batch):
+                        size += len(group[0].queries)
+                        chunk.append(group.pop(0))
+                    self._ask(chunk, k, leader)
+        finally:
+            for r in batch:
                 r.done.set()
+
+    def _ask(self, chunk: list[_Request], k: int, leader: _Request | None) -> None:
+        try:
+            self.calls += 1
+            answers = self.backend.search([q for r in chunk for q in r.queries], k)
+            for r in chunk:
+                r.result, answers = answers[: len(r.queries)], answers[len(r.queries) :]
+        except Exception as exc:  # each caller of the chunk raises it
+            for r in chunk:
+                r.error, r.leader = exc, leader

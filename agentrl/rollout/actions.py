@@ -144,8 +144,9 @@ class BracketParser:
     def format_hint(self) -> str:
         # Concrete actions only: small models copy a template such as "name[argument]"
         # word for word.
-        if self.examples:
-            calls = " or ".join(f"{name}[{arg}]" for name, arg in self.examples.items())
+        examples = _examples(self.action_names, self.examples)
+        if examples:
+            calls = " or ".join(f"{name}[{arg}]" for name, arg in examples.items())
             return f"Reply with one action, e.g. {calls}."
         if self.action_names is None:
             return "Reply with one action written like search[red shoes]."
@@ -204,8 +205,9 @@ class TagParser:
 
     def format_hint(self) -> str:
         tags = ", ".join(f"<{name}>" for name in self.action_names)
-        if self.examples:  # concrete calls: small models copy "..." word for word
-            calls = " or ".join(f"<{name}>{arg}</{name}>" for name, arg in self.examples.items())
+        examples = _examples(self.action_names, self.examples)
+        if examples:  # concrete calls: small models copy "..." word for word
+            calls = " or ".join(f"<{name}>{arg}</{name}>" for name, arg in examples.items())
             return f"Reply with one tool call, e.g. {calls}; tags: {tags}."
         first = self.action_names[0]
         return f"Reply with one tool call written as <{first}>...</{first}>; tags: {tags}."
@@ -326,6 +328,17 @@ def make_parser(
             )
         return TextParser()
     raise ConfigError([f"unknown action parser {kind!r}; known parsers: {', '.join(PARSERS)}"])
+
+
+def _examples(names: tuple[str, ...] | None, examples: Mapping[str, str]) -> dict[str, str]:
+    """The example argument of each action ("..." for an action without one), or none
+    at all when no given example names an action there is."""
+    examples = {name.lower(): arg for name, arg in examples.items()}
+    if names is None:
+        return examples
+    if not any(name in examples for name in names):
+        return {}
+    return {name: examples.get(name, "...") for name in names}
 
 
 def _normalise_names(action_names: Sequence[str] | None) -> tuple[str, ...] | None:

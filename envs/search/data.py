@@ -4,13 +4,15 @@
 
 `data_dir` holds one QA file per split and, for the embedded BM25 retriever, the corpus:
 
-- QA: `train`, `valid` (or `dev`, `val`) and `test`, each `.jsonl` or `.parquet`.
+- QA: `train`, `valid` (or `dev`, `val`) and `test`, each `.jsonl` or `.parquet`
+  (numbers among the gold answers are read as written, 1950 as "1950").
   A row is FlashRAG's (`question`, `golden_answers`: a list or one string) or the
   Parquet Search-R1's `nq_search.py` writes, which keeps the answers in
   `reward_model.ground_truth.target` and the question at the end of the prompt
   (after its last "Question: "). Without a valid file, the last tenth of train (at
-  most 500 questions) is the valid split. A question also in valid or test is dropped
-  from train (and counted in a warning), so the splits stay disjoint.
+  most 500 questions) is the valid split. A question also in a later split is dropped
+  (train loses those in valid or test, valid those in test; each counted in a
+  warning), so the splits stay disjoint.
 - corpus: `corpus.jsonl` (the name is a setting): lines with `id` and `contents`, the
   title in quotes on the first line. Not needed with an HTTP retriever.
 
@@ -81,15 +83,24 @@ def _load(directory: Path, stamp: tuple) -> dict[str, list[Question]]:
             )
         rows["valid"] = rows["train"][-size:]
         rows["train"] = rows["train"][:-size]
-    held = {normalize_answer(q) for split in ("valid", "test") for q, _ in rows[split]}
-    kept = [row for row in rows["train"] if normalize_answer(row[0]) not in held]
-    if len(kept) < len(rows["train"]):
-        warnings.warn(
-            f"{len(rows['train']) - len(kept)} train questions of {directory} are also in "
-            "valid or test; they are left out of train",
-            stacklevel=2,
+    tested = {normalize_answer(q) for q, _ in rows["test"]}
+    for split, held in (("valid", tested), ("train", None)):
+        if held is None:
+            held = tested | {normalize_answer(q) for q, _ in rows["valid"]}
+        kept = [row for row in rows[split] if normalize_answer(row[0]) not in held]
+        if len(kept) < len(rows[split]):
+            later = "test" if split == "valid" else "valid or test"
+            warnings.warn(
+                f"{len(rows[split]) - len(kept)} {split} questions of {directory} are also "
+                f"in {later}; they are left out of {split}",
+                stacklevel=2,
+            )
+        rows[split] = kept
+    if not rows["valid"] or not rows["train"]:
+        raise InvalidArgument(
+            f"{directory}: after removing questions that are also in a later split, "
+            f"train has {len(rows['train'])} and valid {len(rows['valid'])}; each needs one."
         )
-    rows["train"] = kept
     return {
         split: [
             Question(f"{split}-{i}", question, answers, "qa", ())
@@ -111,7 +122,7 @@ def _records(path: Path):
             ) from None
         yield from enumerate(pq.read_table(path).to_pylist(), 1)
         return
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8-sig") as lines:  # a byte-order mark is not JSON
         for number, line in enumerate(lines, 1):
             if line.strip():
                 try:
@@ -134,13 +145,19 @@ def _row(record: Any, path: Path, line: int) -> tuple[str, tuple[str, ...]]:
             text = prompt[-1].get("content", "") if prompt else ""
             if "Question:" in text:
                 question = text.rsplit("Question:", 1)[1]
-    if isinstance(answers, str):
+    if isinstance(answers, (str, int, float)) and not isinstance(answers, bool):
         answers = [answers]
+    if isinstance(answers, list):  # numbers as they are written: 1950, 3.5
+        answers = [
+            str(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a
+            for a in answers
+        ]
     if not isinstance(question, str) or not question.strip():
         raise InvalidArgument(f"{where} has no question (a non-empty 'question' string).")
     if not answers or not all(isinstance(a, str) for a in answers):
         raise InvalidArgument(
-            f"{where} has no gold answers: expected 'golden_answers' (a list of strings) or "
-            "Search-R1's reward_model.ground_truth.target."
+            f"{where} has no usable gold answers (got {answers!r}): expected "
+            "'golden_answers', a list of strings or numbers, or Search-R1's "
+            "reward_model.ground_truth.target."
         )
     return question.strip(), tuple(answers)

@@ -39,6 +39,7 @@ the text the action was parsed from:
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from pathlib import Path
@@ -74,6 +75,7 @@ _SEARCH_R1_REPLY = re.compile(
     re.DOTALL,
 )
 _BACKENDS: dict[tuple[Any, ...], SearchBackend] = {}
+_BACKEND_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
@@ -129,6 +131,16 @@ class SearchEnv(TextEnv):
         is_url = isinstance(retriever, str) and retriever.startswith(("http://", "https://"))
         if not is_url:
             _check_choice("retriever", retriever, RETRIEVERS, "or an http:// URL")
+        if action_prefix and format_reward == "search-r1":
+            raise InvalidArgument(
+                "action_prefix starts replies with <search> or <answer>, which Search-R1's "
+                "format (<think> first) never allows: turn one of them off."
+            )
+        if data_dir is None and corpus != "corpus.jsonl":
+            raise InvalidArgument(
+                f"corpus={corpus!r} names a file inside data_dir, which is not set; set "
+                "data_dir to the folder holding it (or leave corpus unset)."
+            )
         if retriever == "replay" and record is None:
             raise InvalidArgument(
                 "retriever='replay' answers from a recording: set record to the file a "
@@ -152,6 +164,7 @@ class SearchEnv(TextEnv):
         self.results: list[str] = []  # what this episode's searches returned
         self._well_formed = True
         self._thought = False
+        self._replies = 0
         self._retrieved = False
 
     # -- the tool ---------------------------------------------------------------------
@@ -178,10 +191,12 @@ class SearchEnv(TextEnv):
             self.num_people,
             self.seed,
             str(corpus_path),
-            str(self.record),
+            str(Path(self.record).expanduser().resolve()) if self.record else None,
             self.batch_window_ms,
         )
-        with _BACKENDS_LOCK:
+        with _BACKENDS_LOCK:  # one lock per key: a slow build holds up only its own key
+            lock = _BACKEND_LOCKS.setdefault(key, threading.Lock())
+        with lock:
             if key not in _BACKENDS:
                 _BACKENDS[key] = self._make_backend(corpus_path)
             return _BACKENDS[key]
@@ -229,7 +244,20 @@ class SearchEnv(TextEnv):
                 found = f"No passage matches {query!r}; search with other words."
             return f"{open_tag}{found}{close_tag}"
 
-        return Tool.from_function(search, timeout_s=30.0)
+        # No timeout of the tool's own: BM25 and a recording answer at once, and the HTTP
+        # client bounds its attempts and then raises RetrieverUnavailable, which fails
+        # the episode; a tool timeout would show the agent an outage as a result.
+        return Tool.from_function(search, timeout_s=None)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SearchEnv:
+        # fork() copies the episode, not the question set (shared, read-only; NQ + HotpotQA
+        # hold 170k questions) nor the toolbox (shared by design).
+        memo[id(self.questions)] = self.questions
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            setattr(new, name, copy.deepcopy(value, memo))
+        return new
 
     # -- tasks ------------------------------------------------------------------------
 
@@ -243,6 +271,7 @@ class SearchEnv(TextEnv):
         self.question = self.questions[split][index]
         self.tool_stats = ToolStats()
         self._well_formed, self._thought, self._retrieved = True, False, False
+        self._replies = 0
         self.results: list[str] = []
         return f"Question: {self.question.question}"
 
@@ -297,6 +326,7 @@ class SearchEnv(TextEnv):
         """Record whether `reply` (the text the action came from) keeps the format."""
         if reply is None or self.format_reward is None:
             return
+        self._replies += 1
         if self.format_reward == "search-r1":
             self._well_formed &= _SEARCH_R1_REPLY.fullmatch(reply) is not None
         else:
@@ -309,12 +339,15 @@ class SearchEnv(TextEnv):
         form = self.format_reward
         if form is None:
             return score or 0.0
+        thought = self._thought or not self._replies  # actions made outside a rollout
         if form == "arpo":
-            return -1.0 if not (self._well_formed and self._thought) or score is None else score
-        right = score is not None and score >= 1.0
+            return -1.0 if score is None or not (self._well_formed and thought) else score
+        if score is None:  # Search-R1's format needs the final </answer>: never well formed
+            return 0.0
+        right = score >= 1.0
         if self._well_formed:
             return 1.0 if right else 0.2
-        return 0.8 if right else 0.1 if score is not None else 0.0
+        return 0.8 if right else 0.1
 
     def response_prefix(self) -> str:
         """With `action_prefix` (an aid for small models, tags format; the CPU recipes

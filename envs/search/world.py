@@ -110,7 +110,8 @@ class _Book:
 
 def generated_world(num_people: int = 600, seed: int = 0) -> World:
     """The world of `num_people` people (with their books, cities and countries);
-    built once per (num_people, seed) and shared by every env on it."""
+    built once per (num_people, seed) and shared by every env on it. Valid and test
+    hold 300 questions each (fewer below about 500 people: a tenth of the questions)."""
     if isinstance(num_people, bool) or not isinstance(num_people, int) or num_people < 60:
         raise InvalidArgument(
             f"num_people must be an integer of at least 60 (so that every split holds "
@@ -266,10 +267,17 @@ def _questions(rng, members, people, books, city_country) -> dict[str, list[tupl
                     (ta, tb),
                 )
             )
-    for kind, items in out.items():  # distinct texts, in a seeded order
-        unique = list({item[0]: item for item in items}.values())
+    for kind, items in out.items():  # distinct questions, in a seeded order
+        unique = list({_key(item): item for item in items}.values())
         out[kind] = [unique[i] for i in rng.permutation(len(unique))]
     return out
+
+
+def _key(item: tuple) -> object:
+    """What makes a question distinct: its text, or for a comparison its template and
+    the pair, so that "X or Y?" and "Y or X?" never land in two splits."""
+    text, _, kind, chain = item
+    return (text.split(",")[0], frozenset(chain)) if kind == "comparison" else text
 
 
 def _take(pool: dict[str, list[tuple]], count: int) -> list[tuple]:
@@ -284,11 +292,14 @@ def _take(pool: dict[str, list[tuple]], count: int) -> list[tuple]:
 
 def _split(rng, candidates: dict[str, dict[str, list[tuple]]]) -> dict[str, list[Question]]:
     seen, held = candidates["seen"], candidates["held_out"]
-    test_size = SPLIT_SIZES["test"]
+    # a tenth of the seen questions each for valid and test, at most SPLIT_SIZES
+    available = sum(len(items) for items in seen.values())
+    test_size = min(SPLIT_SIZES["test"], available // 10)
+    valid_size = min(SPLIT_SIZES["valid"], available // 10)
     from_held = _take(held, test_size // 2)
     splits = {
         "test": from_held + _take(seen, test_size - len(from_held)),
-        "valid": _take(seen, SPLIT_SIZES["valid"]),
+        "valid": _take(seen, valid_size),
     }
     # train: the rest of the seen pool, in the mix (the scarcest kind sets the size)
     total = min(int(len(seen[kind]) / share) for kind, share in MIX.items())

@@ -76,6 +76,13 @@ def test_splits_are_disjoint_and_test_holds_unseen_people():
     for split in agentrl.SPLITS:
         kinds = {q.kind for q in world.questions[split]}
         assert kinds == {"lookup", "bridge", "comparison"}
+    # a comparison asked the other way round is the same question
+    pairs = {
+        split: {(q.question.split(",")[0], frozenset(q.chain)) for q in world.questions[split]}
+        for split in agentrl.SPLITS
+    }
+    assert not pairs["train"] & pairs["valid"] and not pairs["train"] & pairs["test"]
+    assert not pairs["valid"] & pairs["test"]
 
 
 def test_held_out_books_are_never_asked_about_in_training():
@@ -141,6 +148,19 @@ def test_bad_actions_and_settings_are_explained():
         SearchEnv(retriever="faiss")
     with pytest.raises(InvalidArgument, match="record"):
         SearchEnv(retriever="replay")
+    with pytest.raises(InvalidArgument, match="turn one of them off"):
+        SearchEnv(action_prefix=True, format_reward="search-r1")
+    with pytest.raises(InvalidArgument, match="data_dir"):
+        SearchEnv(corpus="wiki.jsonl")
+
+
+def test_a_fork_shares_the_questions_and_copies_the_episode():
+    env = agentrl.make("search")
+    env.reset(seed=0)
+    env.step("search[anything]")
+    child = env.fork()
+    assert child.questions is env.questions and child.tools is env.tools
+    assert child.results == env.results and child.results is not env.results
 
 
 def test_a_search_that_finds_nothing_says_so():
@@ -203,10 +223,11 @@ def test_search_r1_format_reward_table(form, right, expected):
 
 
 def test_search_r1_format_reward_without_an_answer():
+    # Search-R1's format needs the final </answer>: no answer is never well formed
     env = SearchEnv(split="test", format_reward="search-r1", max_turns=1)
     env.reset(options={"task_index": 0})
     _, reward, *_ = env.step(reply("<think>a</think><search>x</search>", "search", "x"))
-    assert reward == pytest.approx(0.2)
+    assert reward == 0.0
     env.reset(options={"task_index": 0})
     _, reward, *_ = env.step(reply("<search>x</search>", "search", "x"))
     assert reward == 0.0
@@ -229,6 +250,13 @@ def test_arpo_format_reward():
     assert episode("", r"\boxed{{{gold}}}") == -1.0  # never thought
     assert episode("<think>ok", r"\boxed{{{gold}}}") == -1.0  # unpaired tags
     assert episode("<think>ok</think>", r"\boxed{{nobody}}") == 0.0
+    env.reset(options={"task_index": 0})  # actions made outside a rollout carry no reply
+    assert env.step(f"answer[\\boxed{{{gold}}}]")[1] == 1.0
+    env.reset(options={"task_index": 0})
+    assert SearchEnv(split="test", format_reward="arpo", max_turns=1).reset(seed=0) and True
+    limited = SearchEnv(split="test", format_reward="arpo", max_turns=1)
+    limited.reset(options={"task_index": 0})
+    assert limited.step("search[x]")[1] == -1.0  # no answer within the budget
 
 
 # -- baselines ------------------------------------------------------------------------
@@ -330,6 +358,26 @@ def test_search_r1_parquet_loads(tmp_path):
     assert env.step("answer[Alan Turing]")[1] == 1.0
 
 
+def test_numbers_bom_and_questions_shared_by_valid_and_test(tmp_path):
+    (tmp_path / "train.jsonl").write_text(
+        "\ufeff"
+        + "".join(
+            json.dumps({"question": f"q{i}", "golden_answers": [i]}) + "\n" for i in range(5)
+        ),
+        encoding="utf-8",
+    )
+    write_jsonl(
+        tmp_path / "valid.jsonl",
+        [{"question": "v", "golden_answers": 1950}, {"question": "t", "golden_answers": ["x"]}],
+    )
+    write_jsonl(tmp_path / "test.jsonl", [{"question": "T!", "golden_answers": [3.5]}])
+    with pytest.warns(UserWarning, match="1 valid questions .* also in test"):
+        env = SearchEnv(data_dir=tmp_path, split="valid", retriever="replay", record=tmp_path / "r")
+    assert env.split_sizes() == {"train": 5, "valid": 1, "test": 1}
+    assert env.questions["valid"][0].answers == ("1950",)
+    assert env.questions["train"][2].answers == ("2",)
+
+
 def test_bad_files_are_named(tmp_path):
     with pytest.raises(InvalidArgument, match="is not one"):
         SearchEnv(data_dir=tmp_path / "missing")
@@ -337,7 +385,9 @@ def test_bad_files_are_named(tmp_path):
     with pytest.raises(InvalidArgument, match="no test QA file"):
         SearchEnv(data_dir=tmp_path)
     write_jsonl(tmp_path / "test.jsonl", [{"question": "q2"}])
-    with pytest.raises(InvalidArgument, match=r"test.jsonl:1 has no gold answers"):
+    with pytest.raises(
+        InvalidArgument, match=r"test.jsonl:1 has no usable gold answers \(got None"
+    ):
         SearchEnv(data_dir=tmp_path)
     write_jsonl(tmp_path / "test.jsonl", [{"question": "q2", "golden_answers": ["b"]}])
     with pytest.raises(InvalidArgument, match="no valid file and too few train questions"):
@@ -366,6 +416,8 @@ def server():
                 if process.poll() is not None:
                     raise RuntimeError(process.stderr.read().decode()) from None
                 time.sleep(0.05)
+        else:
+            raise RuntimeError("agentrl serve-retriever did not answer /health within 30 s")
         yield process, url
     finally:
         process.kill()

@@ -293,3 +293,15 @@ def test_text_parser_takes_the_whole_reply():
         assert parser.parse(text).action == text.strip()
     with pytest.raises(ConfigError, match="has no action names"):
         make_parser("text", ["search"])
+
+
+def test_format_hints_show_examples_only_for_actions_there_are():
+    examples = {"search": "capital of France", "answer": "Paris"}
+    hint = make_parser("tags", ["lookup", "answer"], examples).format_hint()
+    assert hint.startswith("Reply with one tool call, e.g. <lookup>...</lookup> or <answer>Paris")
+    assert "search" not in hint
+    bracket = make_parser("bracket", ["lookup"], examples).format_hint()
+    assert bracket == "Reply with one action: lookup[...]."  # no example fits: the template
+    assert make_parser("bracket", None, examples).format_hint() == (
+        "Reply with one action, e.g. search[capital of France] or answer[Paris]."
+    )

@@ -88,7 +88,11 @@ def test_answers_are_cached_recorded_and_replayed_without_the_backend(tmp_path):
     assert len(recording.read_text().splitlines()) == 2
     replay = CachedSearch(None, recording)  # no backend: the recording answers
     assert replay.search(["first program", "Turing"], 2) == first[:2]
-    with pytest.raises(InvalidArgument, match="not in the recording"):
+    from agentrl.tools import ToolUnavailable
+    from agentrl.tools.search import NotRecorded
+
+    assert issubclass(NotRecorded, ToolUnavailable)  # the episode fails; the agent never reads it
+    with pytest.raises(NotRecorded, match="not in the recording"):
         replay.search(["Babbage"], 2)
     with pytest.raises(InvalidArgument, match="needs a backend"):
         CachedSearch(None)
@@ -109,33 +113,56 @@ class Recorder:
 
 def test_concurrent_searches_share_one_backend_call():
     import concurrent.futures
+    import threading
 
     from agentrl.tools.search import BatchedSearch
 
     backend = Recorder()
-    batched = BatchedSearch(backend, window_s=0.05)
+    batched = BatchedSearch(backend, window_s=0.5)  # callers meet at a barrier first
     asks = [([f"q{i}"], 3 if i < 6 else 5) for i in range(8)]
+    barrier = threading.Barrier(len(asks))
+
+    def ask(a):
+        barrier.wait()
+        return batched.search(*a)
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda a: batched.search(*a), asks))
+        answers = list(pool.map(ask, asks))
     for (queries, k), answer in zip(asks, answers, strict=True):  # each gets its own
         assert [[p.id for p in ps] for ps in answer] == [queries] and answer[0][0].score == k
-    assert len(backend.calls) < len(asks)  # shared calls, one k per call
+    assert len(backend.calls) == 2  # one call per k
     assert sorted(q for qs, _ in backend.calls for q in qs) == sorted(f"q{i}" for i in range(8))
     assert all(len({int(q[1:]) < 6 for q in qs}) == 1 for qs, _ in backend.calls)
     assert batched.search(["alone", "two"], 3)[1][0].id == "two"  # a lone caller too
 
 
-def test_a_failed_batch_fails_each_caller_and_the_next_batch_works():
+def test_a_failed_chunk_fails_only_its_callers():
     import concurrent.futures
+    import threading
 
     from agentrl.tools.search import BatchedSearch
 
-    batched = BatchedSearch(Recorder(fail_on="bad"), window_s=0.05, max_batch=2)
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(batched.search, [q], 3) for q in ("a", "bad", "c")]
-    errors = [f.exception() for f in futures]
-    assert any(isinstance(e, RuntimeError) for e in errors)
-    assert batched.search(["fine"], 3)[0][0].id == "fine"
+    backend = Recorder(fail_on="bad")
+    batched = BatchedSearch(backend, window_s=0.5, max_batch=2)
+    barrier = threading.Barrier(4)
+
+    def ask(query):
+        barrier.wait()
+        try:
+            return batched.search([query], 3)[0][0].id
+        except RuntimeError as exc:
+            return exc
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        queries = ["a", "bad", "c", "d"]
+        results = dict(zip(queries, pool.map(ask, queries), strict=True))
+    [failed] = [chunk for chunk, _ in backend.calls if "bad" in chunk]
+    for query, result in results.items():  # the failing chunk's callers raise, others answer
+        if query in failed:
+            assert isinstance(result, RuntimeError) and result is not backend
+        else:
+            assert result == query
+    assert len(backend.calls) == 2 and batched.search(["fine"], 3)[0][0].id == "fine"
     with pytest.raises(InvalidArgument, match="window_s"):
         BatchedSearch(Recorder(), window_s=-1)
 
@@ -172,4 +199,4 @@ def test_best_breaks_ties_by_document():
     assert best(scores, 3) == [(7, 3.0), (1, 2.0), (3, 2.0)]
     assert best(scores, 5) == [(7, 3.0), (1, 2.0), (3, 2.0), (2, 1.0), (4, 1.0)]
     assert best(scores, 20) == [(7, 3.0), (1, 2.0), (3, 2.0), (2, 1.0), (4, 1.0), (5, 1.0)]
-    assert best(np.zeros(4), 2) == []
+    assert best(np.zeros(4), 2) == [] and best(scores, 0) == []
