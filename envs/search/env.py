@@ -45,6 +45,7 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
+from agentrl.envs.answers import last_boxed
 from agentrl.envs.search.data import load_questions
 from agentrl.envs.search.grading import exact_match, f1_score, normalize_answer
 from agentrl.envs.search.world import Question, generated_world
@@ -362,19 +363,6 @@ class SearchEnv(TextEnv):
     def valid_actions(self) -> list[str]:
         question = self.question.question if self.question else "anything"
         return [f"search[{question}]", "answer[unknown]"]
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` in `text` (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1 : j].strip()
-    return None
 
 
 def _check_choice(name: str, value: Any, choices: tuple, extra: str = "") -> None:

@@ -11,13 +11,14 @@ import time
 
 import httpx
 import pytest
+from agentrl.envs.answers import last_boxed
 from agentrl.envs.search.baselines import (
     closed_book_policy,
     oracle_policy,
     play,
     top_passage_policy,
 )
-from agentrl.envs.search.env import SearchEnv, last_boxed
+from agentrl.envs.search.env import SearchEnv
 from agentrl.envs.search.grading import exact_match, f1_score, normalize_answer
 from agentrl.envs.search.world import generated_world
 
