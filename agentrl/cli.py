@@ -426,6 +426,20 @@ def eval_command(
     console.print(table)
 
 
+@app.command()
+def doctor() -> None:
+    """Say which code-sandbox backends work on this machine, and why the others do not."""
+    from agentrl.tools.sandbox import sandbox_status
+
+    table = Table(title="code sandbox backends (env.sandbox)")
+    table.add_column("backend", no_wrap=True)
+    table.add_column("status")
+    for backend, status in sandbox_status().items():
+        style = "green" if status.startswith("ok") else "red"
+        table.add_row(backend, Text(status, style=style))
+    console.print(table)
+
+
 @app.command("serve-retriever")
 def serve_retriever(
     corpus: Annotated[

