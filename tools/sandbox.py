@@ -34,6 +34,7 @@ Backends:
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -158,6 +159,16 @@ def bwrap_binary() -> str | None:
     return shutil.which("bwrap")
 
 
+_UIDS = iter(range(61000, 61000 + 1_000_000))
+_UIDS_LOCK = threading.Lock()
+
+
+def _next_uid() -> int:
+    """A uid no other worker of this process uses: each worker's process limit is its own."""
+    with _UIDS_LOCK:
+        return next(_UIDS)
+
+
 def _server_source() -> str:
     return SERVER.read_text(encoding="utf-8")
 
@@ -229,9 +240,38 @@ class _Worker:
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # a pipe the dead server left unread
+                    stream.close()
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_SPAWNS: queue.Queue[tuple[Any, concurrent.futures.Future]] = queue.Queue()
+_SPAWNER: threading.Thread | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawn_worker(command: list[str], env: dict[str, str], tmp: str | None) -> _Worker:
+    """Start a worker from one long-lived thread. bwrap's --die-with-parent is the
+    parent-death signal, which Linux sends when the *thread* that started the process
+    ends: a worker started from a rollout's pool thread would die with that thread."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None or not _SPAWNER.is_alive():
+            _SPAWNER = threading.Thread(target=_spawner, name="agentrl-sandbox", daemon=True)
+            _SPAWNER.start()
+    done: concurrent.futures.Future = concurrent.futures.Future()
+    _SPAWNS.put(((command, env, tmp), done))
+    return done.result()
+
+
+def _spawner() -> None:
+    while True:
+        (command, env, tmp), done = _SPAWNS.get()
+        try:
+            done.set_result(_Worker(command, env, tmp))
+        except BaseException as exc:  # the caller raises it
+            done.set_exception(exc)
 
 
 class ForkServerSandbox:
@@ -269,7 +309,6 @@ class ForkServerSandbox:
         self._started = 0
         self._lock = threading.Lock()
         self._closed = False
-        self._uids = iter(range(61000, 61000 + 100_000))
         atexit.register(self.close)
 
     def _command(self) -> tuple[list[str], dict[str, str], str | None]:
@@ -289,7 +328,7 @@ class ForkServerSandbox:
         # As root, the code runs under a uid of its own (no user namespace): the process
         # limit then binds it. Otherwise bwrap maps the caller's uid and RLIMIT_NPROC
         # counts all of the caller's processes, so it is left to the timeout.
-        uid = next(self._uids) if root else None
+        uid = _next_uid() if root else None
         config.update(
             tmp="/tmp", out="/run/out", sweep=True, uid=uid, limits=self.limits.rlimits(root)
         )
@@ -319,7 +358,7 @@ class ForkServerSandbox:
 
     def _spawn(self) -> _Worker:
         command, env, tmp = self._command()
-        return _Worker(command, env, tmp)
+        return _spawn_worker(command, env, tmp)
 
     def _take(self) -> _Worker:
         with self._lock:

@@ -83,8 +83,12 @@ class CodeEnv(TextEnv):
         output_chars: int = 2000,
         max_turns: int | None = None,
         render_mode: str | None = None,
+        action_prefix: bool = False,
     ) -> None:
         super().__init__(split=split, max_turns=max_turns, render_mode=render_mode)
+        if not isinstance(action_prefix, bool):
+            raise InvalidArgument(f"action_prefix must be true or false; got {action_prefix!r}.")
+        self.action_prefix = action_prefix
         if sandbox not in BACKENDS:
             raise InvalidArgument(
                 f"sandbox must be one of {', '.join(BACKENDS)}; got {sandbox!r}. 'bwrap' "
@@ -203,6 +207,16 @@ class CodeEnv(TextEnv):
             **self.tool_stats.flat(),
         }
         return Outcome(f"<result>\n{tool.observation}\n</result>", info=info)
+
+    def response_prefix(self) -> str:
+        """With `action_prefix` (an aid for small models, tags format; the CPU recipes
+        turn it on): the first reply starts with "<python>" and the last with
+        "<answer>", so the agent computes before answering and always answers."""
+        if not self.action_prefix or self.problem is None or self.done:
+            return ""
+        if self.turn == 0:
+            return "<python>"
+        return "<answer>" if self.turn >= self.max_turns - 1 else ""
 
     def valid_actions(self) -> list[str]:
         return ["python[print(1 + 1)]", "answer[0]"]

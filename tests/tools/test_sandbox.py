@@ -200,3 +200,19 @@ def test_a_dead_worker_is_replaced():
 def test_results_are_plain_data():
     result = RunResult("a\n", "", 0)
     assert result.ok and result.observation() == "a"
+
+
+def test_a_worker_started_from_a_thread_that_ended_lives_on():
+    # bwrap's --die-with-parent fires when the thread that started it ends: workers are
+    # started from one long-lived thread, so a rollout pool's thread may come and go.
+    import threading
+
+    box = open_sandbox("bwrap")
+    try:
+        thread = threading.Thread(target=lambda: box.run("pass"))
+        thread.start()
+        thread.join()
+        result = box.run("print(sum(range(10)))")
+        assert result.error is None and result.stdout == "45\n"
+    finally:
+        box.close()
