@@ -160,6 +160,9 @@ class TextEnv(gym.Env[str, str]):
     #: Extra strings that end a policy's turn (e.g. "]" when no action nests brackets),
     #: added to the parser's; the tokens that form them are kept.
     stop_strings: ClassVar[tuple[str, ...]] = ()
+    #: Attributes `fork()` shares with the copy instead of copying (read-only task sets,
+    #: toolboxes, sandboxes): a branch then costs its episode's state only.
+    shared_on_fork: ClassVar[tuple[str, ...]] = ()
     max_observation_chars: ClassVar[int] = 100_000
     max_action_chars: ClassVar[int] = 10_000
 
@@ -351,6 +354,16 @@ class TextEnv(gym.Env[str, str]):
             )
         return copy.deepcopy(self)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> TextEnv:
+        state = self.__dict__
+        for name in self.shared_on_fork:
+            if name in state:
+                memo[id(state[name])] = state[name]
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update({name: copy.deepcopy(value, memo) for name, value in state.items()})
+        return new
+
     def render(self) -> str | None:
         """The last observation when `render_mode == "ansi"`, else None."""
         return self._last_observation if self.render_mode == "ansi" else None
@@ -359,6 +372,18 @@ class TextEnv(gym.Env[str, str]):
     def done(self) -> bool:
         """True when no episode is running (before the first reset or after it ended)."""
         return self._done
+
+
+def play(env: TextEnv, policy: Any, task_index: int) -> dict[str, Any]:
+    """One episode of `policy` (a function of the env that returns an action) on task
+    `task_index` of the env's split: the last step's info, and `return`, the sum of the
+    rewards. What scripted baselines are scored with."""
+    env.reset(options={"task_index": task_index})
+    total, info = 0.0, {}
+    while not env.done:
+        _, reward, _, _, info = env.step(policy(env))
+        total += reward
+    return {**info, "return": total}
 
 
 def replay(env: TextEnv, fresh: TextEnv) -> TextEnv:

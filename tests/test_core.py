@@ -187,3 +187,17 @@ def test_replay_rebuilds_an_unseeded_episode_on_a_fresh_env():
         replay(env, CountEnv(split="test"))
     with pytest.raises(ResetNeeded):
         replay(CountEnv(), CountEnv())
+
+
+def test_fork_shares_what_the_env_declares_and_copies_the_rest():
+    class Shared(CountEnv):
+        shared_on_fork = ("table",)
+
+    env = Shared()
+    env.table, env.notes = {"big": list(range(5))}, ["a"]
+    env.reset(seed=0)
+    child = env.fork()
+    assert child.table is env.table  # shared, as declared
+    assert child.notes == env.notes and child.notes is not env.notes  # copied
+    child.step("count[1]")
+    assert child.turn == env.turn + 1

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from agentrl.envs.code.env import CodeEnv
 
+from agentrl.core import play  # noqa: F401 (re-exported: baselines are scored with it)
 from agentrl.errors import ResetNeeded
 
 Policy = Callable[[CodeEnv], str]
@@ -45,13 +46,3 @@ def no_code_policy(env: CodeEnv) -> str:
     """Answer at once with the question's last number."""
     numbers = re.findall(r"\d+(?:\.\d+)?", _problem(env).question)
     return f"answer[{numbers[-1] if numbers else 0}]"
-
-
-def play(env: CodeEnv, policy: Policy, task_index: int) -> dict:
-    """One episode of `policy` on task `task_index`: its final info and return."""
-    env.reset(options={"task_index": task_index})
-    total, info = 0.0, {}
-    while not env.done:
-        _, reward, _, _, info = env.step(policy(env))
-        total += reward
-    return {**info, "return": total}

@@ -24,7 +24,6 @@ Problems are generated (`tasks.py`) or, with `data_dir`, GSM8K/MATH-style JSON l
 from __future__ import annotations
 
 import atexit
-import copy
 import threading
 import time
 from pathlib import Path
@@ -63,6 +62,7 @@ class CodeEnv(TextEnv):
 
     default_max_turns = 6
     action_format = "tags"
+    shared_on_fork = ("problems", "_tools")  # a branch copies its cells, not the problems
     action_examples: ClassVar[dict[str, str]] = {"python": "print(2 ** 10)", "answer": "1024"}
     instructions = (
         "Solve the problem. You may run Python by writing code inside <python> and "
@@ -133,17 +133,6 @@ class CodeEnv(TextEnv):
     @property
     def action_names(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("python", "answer")
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CodeEnv:
-        # fork(): the episode is copied, the problem set and the toolbox are shared
-        memo[id(self.problems)] = self.problems
-        if self._tools is not None:
-            memo[id(self._tools)] = self._tools
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        for name, value in self.__dict__.items():
-            setattr(new, name, copy.deepcopy(value, memo))
-        return new
 
     def num_tasks(self, split: Split) -> int:
         return len(self.problems[split])

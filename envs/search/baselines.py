@@ -25,6 +25,7 @@ import numpy as np
 from agentrl.envs.search.env import SearchEnv
 from agentrl.tools.search import split_contents
 
+from agentrl.core import play  # noqa: F401 (re-exported: baselines are scored with it)
 from agentrl.errors import ResetNeeded
 
 Policy = Callable[[SearchEnv], str]
@@ -83,13 +84,3 @@ def closed_book_policy(seed: int = 0) -> Policy:
         return f"answer[{names[int(rng.integers(len(names)))]}]"
 
     return policy
-
-
-def play(env: SearchEnv, policy: Policy, task_index: int) -> dict:
-    """One episode of `policy` on task `task_index`: its final info and return."""
-    env.reset(options={"task_index": task_index})
-    total, info = 0.0, {}
-    while not env.done:
-        _, reward, _, _, info = env.step(policy(env))
-        total += reward
-    return {**info, "return": total}

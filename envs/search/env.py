@@ -39,7 +39,6 @@ the text the action was parsed from:
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
 from pathlib import Path
@@ -85,6 +84,9 @@ class SearchEnv(TextEnv):
 
     default_max_turns = 4
     action_format = "tags"
+    # fork() copies the episode, not the question set (NQ + HotpotQA hold 170k) nor the
+    # toolbox (shared by design)
+    shared_on_fork = ("questions", "_tools")
     action_examples: ClassVar[dict[str, str]] = {
         "search": "birthplace of Ada Lovelace",
         "answer": "London",
@@ -249,16 +251,6 @@ class SearchEnv(TextEnv):
         # client bounds its attempts and then raises RetrieverUnavailable, which fails
         # the episode; a tool timeout would show the agent an outage as a result.
         return Tool.from_function(search, timeout_s=None)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SearchEnv:
-        # fork() copies the episode, not the question set (shared, read-only; NQ + HotpotQA
-        # hold 170k questions) nor the toolbox (shared by design).
-        memo[id(self.questions)] = self.questions
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        for name, value in self.__dict__.items():
-            setattr(new, name, copy.deepcopy(value, memo))
-        return new
 
     # -- tasks ------------------------------------------------------------------------
 
