@@ -119,6 +119,9 @@ class RolloutConfig(Section):
     """Nucleus sampling mass."""
     top_k: int = Field(default=0, ge=0)
     """Sample from the k most likely tokens; 0 disables."""
+    action_format: Literal["bracket", "tags", "json", "fenced", "text"] | None = None
+    """How the policy writes actions (agentrl.rollout.actions); None: the env's own
+    (`tags` for search and code, `bracket` for WebShop)."""
     branching: Literal["none", "arpo", "aepo"] = "none"
     """Entropy-based branching after env observations ('arpo', 'aepo'; see docs/algorithms.md),
     or 'none' (independent samples)."""

@@ -52,5 +52,6 @@ def make_manager(config: Config, engine: Engine, tokenizer: Any, split: str) -> 
         top_k=rollout.top_k,
         workers=rollout.workers,
         seed=config.train.seed,
+        action_format=rollout.action_format,
         branching=branch_settings(config),
     )

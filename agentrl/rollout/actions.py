@@ -8,6 +8,7 @@ Policies are prompted in one of three formats, and a parser per format finds the
 | `bracket` | `Thought: ... Action: search[red shoes]` (ReAct)                 | last one  |
 | `tags`    | `<search>red shoes</search>` (ARPO)                              | first one |
 | `json`    | `<tool_call>{"name": "search", "arguments": {...}}</tool_call>` | first one |
+| `fenced`  | a fenced code block, or `<answer>...</answer>` / `\\boxed{...}`    | first one |
 | `text`    | anything: the whole reply is the action (free-text envs)         | all of it |
 
     parser = make_parser("tags", ["search", "answer"])
@@ -40,7 +41,7 @@ from typing import Any, Protocol
 from agentrl.core import Action
 from agentrl.errors import ConfigError
 
-PARSERS: tuple[str, ...] = ("bracket", "tags", "json", "text")
+PARSERS: tuple[str, ...] = ("bracket", "tags", "json", "fenced", "text")
 
 _NAME = re.compile(r"\w+")
 _BRACKET = re.compile(r"[\[\]]")
@@ -286,6 +287,67 @@ class JsonParser:
         return [_TOOL_CALL_CLOSE]
 
 
+class FencedParser:
+    """Code in a Markdown fence runs; an `<answer>` tag or a `\\boxed{}` answers: what
+    models trained on maths and code write unprompted. The first fenced block (any or
+    no language tag) is a call of the first action (the env's code tool, e.g.
+    `python[...]`); without one, `<answer>...</answer>`, else the last `\\boxed{...}`,
+    is `answer[...]`. The closing fence is required (a cut-off block is not a call)."""
+
+    name = "fenced"
+    _BLOCK = re.compile(r"```[\w+-]*[ \t]*\n(.*?)```", re.DOTALL)
+    _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+
+    def __init__(
+        self, action_names: Sequence[str] | None, examples: Mapping[str, str] | None = None
+    ) -> None:
+        names = _normalise_names(action_names) if action_names else None
+        if names is None or "answer" not in names or len(names) < 2:
+            raise ConfigError(
+                [
+                    "the 'fenced' parser needs a code action and 'answer' among the action "
+                    f"names, e.g. ['python', 'answer']; got {action_names!r}"
+                ]
+            )
+        self.action_names = names
+        self.code = next(name for name in names if name != "answer")
+        self.examples = dict(examples or {})
+
+    def parse(self, text: str) -> ParsedAction:
+        block = self._BLOCK.search(text)
+        answer = self._ANSWER.search(text)
+        if block is not None and (answer is None or block.start() < answer.start()):
+            code = block.group(1).strip("\n")
+            return ParsedAction(Action(f"{self.code}[{code}]", self.code, code), None)
+        if answer is not None:
+            value = answer.group(1).strip()
+            return ParsedAction(Action(f"answer[{value}]", "answer", value), None)
+        start = text.rfind("\\boxed{")
+        if start >= 0:
+            depth = 0
+            for end in range(start + len("\\boxed"), len(text)):
+                depth += {"{": 1, "}": -1}.get(text[end], 0)
+                if depth == 0:
+                    value = text[start : end + 1]
+                    return ParsedAction(Action(f"answer[{value}]", "answer", value), None)
+        if "```" in text:
+            return ParsedAction(
+                None, f"The code block is never closed with ```. {self.format_hint()}"
+            )
+        return ParsedAction(None, f"No code block or answer found. {self.format_hint()}")
+
+    def format_hint(self) -> str:
+        code = self.examples.get(self.code, "print(2 ** 10)")
+        answer = self.examples.get("answer", "1024")
+        return (
+            f"Run code in a fenced block, e.g. ```python\n{code}\n```, or give the final "
+            f"answer as \\boxed{{{answer}}}."
+        )
+
+    def stop_strings(self) -> list[str]:
+        return ["</answer>"]  # a fence opens and closes with the same ```: no stop there
+
+
 class TextParser:
     """The whole reply, stripped, is the action: for envs that read free text."""
 
@@ -321,6 +383,8 @@ def make_parser(
         return TagParser(action_names, examples)
     if kind == "json":
         return JsonParser(action_names, examples)
+    if kind == "fenced":
+        return FencedParser(action_names, examples)
     if kind == "text":
         if action_names is not None:
             raise ConfigError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import agentrl
 from agentrl.errors import ConfigError
 from agentrl.rollout.actions import PARSERS, ParsedAction, make_parser
 
@@ -226,7 +227,7 @@ def test_stop_strings():
 
 
 def test_names_and_hints():
-    assert PARSERS == ("bracket", "tags", "json", "text")
+    assert PARSERS == ("bracket", "tags", "json", "fenced", "text")
     for kind in ("bracket", "tags", "json"):
         parser = make_parser(kind, ["search", "click"])
         assert parser.name == kind
@@ -241,7 +242,7 @@ def test_duplicate_names_are_kept_once():
 @pytest.mark.parametrize(
     ("kind", "names", "message"),
     [
-        ("xml", None, "unknown action parser 'xml'; known parsers: bracket, tags, json, text"),
+        ("xml", None, "unknown action parser 'xml'; known parsers: bracket, tags, json, fenced"),
         ("tags", None, "the 'tags' parser needs action_names"),
         ("tags", [], "the 'tags' parser needs action_names"),
         ("bracket", [], "action_names is empty"),
@@ -305,3 +306,29 @@ def test_format_hints_show_examples_only_for_actions_there_are():
     assert make_parser("bracket", None, examples).format_hint() == (
         "Reply with one action, e.g. search[capital of France] or answer[Paris]."
     )
+
+
+def test_fenced_code_runs_and_boxed_or_tagged_answers_answer():
+    parser = make_parser("fenced", ["python", "answer"])
+    reply = "Let me compute.\n```python\nx = 2 ** 10\nprint(x)\n```\nthen <answer>1</answer>"
+    parsed = parser.parse(reply)
+    assert parsed.action == "python[x = 2 ** 10\nprint(x)]" and parsed.name == "python"
+    assert parser.parse("<answer> 42 </answer> ```py\n1\n```").action == "answer[42]"
+    assert parser.parse(r"So it is \boxed{\frac{3}{4}}.").action == r"answer[\boxed{\frac{3}{4}}]"
+    cut = parser.parse("```python\nprint(1)")  # cut off by the token limit: not a call
+    assert cut.action is None and "never closed" in cut.error
+    assert "```python" in parser.parse("hmm").error
+    with pytest.raises(ConfigError, match="code action and 'answer'"):
+        make_parser("fenced", ["search"])
+
+
+def test_the_config_chooses_the_action_format(tokenizer):
+    from agentrl.engines import ScriptedEngine
+    from agentrl.factory import make_manager
+
+    config = agentrl.load_config(None, ["env.name=code", "rollout.action_format=fenced"])
+    manager = make_manager(config, ScriptedEngine(tokenizer, ["x"]), tokenizer, "train")
+    try:
+        assert manager.parser.name == "fenced"
+    finally:
+        manager.close()
