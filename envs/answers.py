@@ -4,19 +4,23 @@
     parse_number("1,234.5")              # Fraction(2469, 2)
     parse_number(r"-\\frac{3}{4}")        # Fraction(-3, 4)
 
-Nothing here evaluates model text: numbers are read with patterns, never with `eval`
-or `sympify` (a grader that runs model text can be made to print any reward).
+Nothing here runs model text: numbers are read with patterns and arithmetic with a
+small interpreter of its own (`arithmetic`), never with `eval` or `sympify` (a grader
+that runs model text can be made to print any reward).
 """
 
 from __future__ import annotations
 
+import ast
+import math
+import operator
 import re
 from fractions import Fraction
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _FRACTION = re.compile(rf"^({_NUMBER})\s*/\s*({_NUMBER})$")
 _LATEX_FRACTION = re.compile(r"^(-?)\\d?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
-_ANY_NUMBER = re.compile(rf"{_NUMBER}(?:\s*/\s*\d+)?")
+_ANY_EXPRESSION = re.compile(r"[-(]*\d[\d.\s+\-*/^()]*")
 
 
 def last_boxed(text: str) -> str | None:
@@ -33,7 +37,8 @@ def last_boxed(text: str) -> str | None:
 
 
 def parse_number(text: str, lenient: bool = True) -> Fraction | None:
-    """The number `text` states: an integer, a decimal, `a/b`, `\\frac{a}{b}`, in
+    """The number `text` states: an integer, a decimal, `a/b`, `\\frac{a}{b}`, or an
+    arithmetic expression of them (`2^{10}`, `3 \\cdot (4 + 5)`; see `arithmetic`), in
     `\\boxed{}` or not, with thousands commas, `$` and a trailing period allowed; with
     `lenient`, otherwise the last number in the text ("The answer is 42." -> 42). None
     when there is none."""
@@ -42,10 +47,17 @@ def parse_number(text: str, lenient: bool = True) -> Fraction | None:
     cleaned = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text).replace("$", "").strip().rstrip(".")
     cleaned = cleaned.replace("\\!", "").replace("{,}", "").strip()
     value = _exact(cleaned)
+    if value is None:
+        value = arithmetic(cleaned)
     if value is not None or not lenient:
         return value
-    found = _ANY_NUMBER.findall(cleaned)
-    return _exact(found[-1].strip()) if found else None
+    if re.fullmatch(r"[\d\s.,+\-*/^(){}eE]+", cleaned):  # arithmetic it refused: no guess
+        return None
+    found = _ANY_EXPRESSION.findall(cleaned)  # the last number, or arithmetic, in prose
+    if not found:
+        return None
+    last = found[-1].strip().rstrip(".").strip()
+    return _exact(last) if _exact(last) is not None else arithmetic(last)
 
 
 def _exact(text: str) -> Fraction | None:
@@ -61,3 +73,56 @@ def _exact(text: str) -> Fraction | None:
         value = Fraction(int(match.group(2)), int(match.group(3)))
         return -value if match.group(1) else value
     return None
+
+
+_LATEX = (
+    (re.compile(r"\\d?frac\{([^{}]*)\}\{([^{}]*)\}"), r"((\1)/(\2))"),
+    (re.compile(r"\\(?:cdot|times)"), "*"),
+    (re.compile(r"\\left|\\right"), ""),
+)
+_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def arithmetic(text: str) -> Fraction | None:
+    """The exact value of an arithmetic expression: numbers, + - * / ^ (or **) and
+    parentheses, LaTeX's \\frac, \\cdot, \\times and braces. Read with Python's
+    parser and computed node by node over fractions, refusing anything else (names,
+    calls, attributes): no model text is ever run. Exponents are integers up to 1,000
+    and results below 10^1000, so no answer can take the grader's memory or time."""
+    if len(text) > 200:
+        return None
+    for pattern, replacement in _LATEX:
+        text = pattern.sub(replacement, text)
+    text = text.replace("{", "(").replace("}", ")").replace("^", "**")
+    try:
+        tree = ast.parse(text, mode="eval")
+        return _value(tree.body)
+    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
+        return None
+
+
+def _value(node: ast.AST) -> Fraction:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _value(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        base, exponent = _value(node.left), _value(node.right)
+        if exponent.denominator != 1 or abs(exponent) > 1000:
+            raise ValueError("only integer exponents up to 1000")
+        size = max(math.log10(abs(base.numerator) or 1), math.log10(base.denominator))
+        if abs(exponent) * size >= 1000:  # digits of the result
+            raise ValueError("too large")
+        return base ** int(exponent)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        result = _OPERATORS[type(node.op)](_value(node.left), _value(node.right))
+        if max(len(str(abs(result.numerator))), len(str(result.denominator))) > 1000:
+            raise ValueError("too large")
+        return result
+    raise ValueError(f"not arithmetic: {type(node).__name__}")

@@ -35,10 +35,16 @@ def test_numbers_are_read_never_evaluated():
     assert parse_number(r"The final answer is \[ \boxed{-4289/45961} \]") == Fraction(-4289, 45961)
     assert parse_number("The answer is 42.") == 42 and parse_number("$87.79") == Fraction(8779, 100)
     assert parse_number("The answer is 42.", lenient=False) is None
-    # expressions are not numbers: nothing is run, so nothing can forge a reward
-    assert parse_number("__import__('os').getpid()") is None
-    assert parse_number("2**10", lenient=False) is None and parse_number("3/0") is None
-    assert parse_number("1e999999999") is None  # would take the grader's memory
+    # arithmetic is computed by a small interpreter of numbers and operators; anything
+    # else (names, calls) is refused, so nothing is run and nothing can forge a reward
+    assert parse_number("2^10", lenient=False) == 1024 == parse_number(r"\boxed{2^{10}}")
+    assert parse_number(r"\frac{1}{2} + 3 \cdot 2") == Fraction(13, 2)
+    assert parse_number("The answer is (2 + 3) * 4.") == 20
+    assert parse_number("__import__('os').getpid()") is None and parse_number("3/0") is None
+    assert parse_number("abs(-5)", lenient=False) is None
+    # nothing can take the grader's memory or time
+    assert parse_number("1e999999999") is None and parse_number("9**9**9") is None
+    assert parse_number("(2**10)**(10**9)") is None and parse_number("10**999") == 10**999
 
 
 def test_run_then_answer():
