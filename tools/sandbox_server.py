@@ -138,19 +138,23 @@ def wait(pid: int, timeout: float) -> tuple[bool, int]:
         handle = os.pidfd_open(pid)
     except (AttributeError, OSError):
         handle = None
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return False, status
-        left = deadline - time.monotonic()
-        if left <= 0:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-            return True, os.waitpid(pid, 0)[1]
-        if handle is not None:
-            select.select([handle], [], [], left)
-        else:
-            time.sleep(min(left, 0.001))
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return False, status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                return True, os.waitpid(pid, 0)[1]
+            if handle is not None:
+                select.select([handle], [], [], left)
+            else:
+                time.sleep(min(left, 0.001))
+    finally:
+        if handle is not None:  # one per run: a long-lived server must not collect them
+            os.close(handle)
 
 
 def kill_the_rest() -> None:

@@ -216,3 +216,10 @@ def test_a_worker_started_from_a_thread_that_ended_lives_on():
         assert result.error is None and result.stdout == "45\n"
     finally:
         box.close()
+
+
+def test_a_long_lived_worker_does_not_collect_file_descriptors(sandbox):
+    for _ in range(200):
+        sandbox.run("pass")
+    result = sandbox.run("import os\nprint(len(os.listdir('/proc/self/fd')))")
+    assert result.ok and int(result.stdout) < 10  # stdio, its output files, the listing
