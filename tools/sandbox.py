@@ -408,9 +408,9 @@ class ForkServerSandbox:
                 with self._lock:
                     self._started -= 1
                 return RunResult("", "", None, error="the sandbox worker died")
-            self._idle.put(worker)
+            self._give_back(worker)
             return RunResult("", "", None, error="the sandbox worker died and was replaced")
-        self._idle.put(worker)
+        self._give_back(worker)
         limit = self.limits.output_chars
         stdout, stderr = answer["stdout"], answer["stderr"]
         truncated = answer["truncated"] or len(stdout) > limit or len(stderr) > limit
@@ -423,6 +423,15 @@ class ForkServerSandbox:
             wall_s=answer["wall_s"],
             truncated=truncated,
         )
+
+    def _give_back(self, worker: _Worker) -> None:
+        """Back to the idle workers, or killed when the sandbox closed meanwhile."""
+        with self._lock:
+            closed = self._closed
+        if closed:
+            worker.kill()
+        else:
+            self._idle.put(worker)
 
     def close(self) -> None:
         with self._lock:
