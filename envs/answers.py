@@ -53,11 +53,19 @@ def parse_number(text: str, lenient: bool = True) -> Fraction | None:
         return value
     if re.fullmatch(r"[\d\s.,+\-*/^(){}eE]+", cleaned):  # arithmetic it refused: no guess
         return None
-    found = _ANY_EXPRESSION.findall(cleaned)  # the last number, or arithmetic, in prose
+    # the last number, or arithmetic, in prose (in its last 1,000 characters: the pattern
+    # is quadratic on long runs of "(" or "-")
+    found = _ANY_EXPRESSION.findall(cleaned[-1000:])
     if not found:
         return None
     last = found[-1].strip().rstrip(".").strip()
-    return _exact(last) if _exact(last) is not None else arithmetic(last)
+    value = _exact(last)
+    if value is None:
+        value = arithmetic(last)
+    if value is None:  # "42 (approximately)": the expression pattern took a stray "("
+        numbers = re.findall(_NUMBER, last)
+        value = _exact(numbers[-1]) if numbers else None
+    return value
 
 
 def _exact(text: str) -> Fraction | None:
@@ -101,19 +109,24 @@ def arithmetic(text: str) -> Fraction | None:
     text = text.replace("{", "(").replace("}", ")").replace("^", "**")
     try:
         tree = ast.parse(text, mode="eval")
-        return _value(tree.body)
+        return _value(tree.body, text)
     except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
         return None
 
 
-def _value(node: ast.AST) -> Fraction:
+def _value(node: ast.AST, source: str) -> Fraction:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return Fraction(str(node.value))
+        # from its digits, exactly (a float would round 0.1000000000000000001), with the
+        # exponent limits of plain numbers
+        value = _exact(ast.get_source_segment(source, node) or "")
+        if value is None:
+            raise ValueError("not a number this grader reads")
+        return value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _value(node.operand)
+        value = _value(node.operand, source)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-        base, exponent = _value(node.left), _value(node.right)
+        base, exponent = _value(node.left, source), _value(node.right, source)
         if exponent.denominator != 1 or abs(exponent) > 1000:
             raise ValueError("only integer exponents up to 1000")
         size = max(math.log10(abs(base.numerator) or 1), math.log10(base.denominator))
@@ -121,7 +134,7 @@ def _value(node: ast.AST) -> Fraction:
             raise ValueError("too large")
         return base ** int(exponent)
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        result = _OPERATORS[type(node.op)](_value(node.left), _value(node.right))
+        result = _OPERATORS[type(node.op)](_value(node.left, source), _value(node.right, source))
         if max(len(str(abs(result.numerator))), len(str(result.denominator))) > 1000:
             raise ValueError("too large")
         return result

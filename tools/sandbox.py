@@ -134,10 +134,16 @@ class Sandbox(Protocol):
     name: str
 
     def run(
-        self, code: str, cells: list[str] | tuple[str, ...] = (), timeout_s: float | None = None
+        self,
+        code: str,
+        cells: list[str] | tuple[str, ...] = (),
+        timeout_s: float | None = None,
+        seed: int = 0,
     ) -> RunResult:
-        """Run `code` after the session's earlier `cells`; never raises for the code's
-        faults (its exceptions, timeouts and limits are in the result)."""
+        """Run `code` after the session's earlier `cells`, with `random` and
+        `numpy.random` seeded by `seed` first (a replayed session draws what it drew
+        before); never raises for the code's faults (its exceptions, timeouts and limits
+        are in the result)."""
         ...
 
     def close(self) -> None: ...
@@ -159,7 +165,11 @@ def bwrap_binary() -> str | None:
     return shutil.which("bwrap")
 
 
-_UIDS = iter(range(61000, 61000 + 1_000_000))
+# Each process its own block of 1,024 uids (from its pid), so that workers of different
+# processes (training ranks) never share a process limit; above 1,000,000, clear of
+# system and systemd's dynamic ranges.
+_UID_BASE = 1_000_000 + (os.getpid() % 1_000_000) * 1024
+_UIDS = iter(range(_UID_BASE, _UID_BASE + 1024))
 _UIDS_LOCK = threading.Lock()
 
 
@@ -305,9 +315,9 @@ class ForkServerSandbox:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._started = 0
-        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._started = 0  # workers running or being started
+        self._changed = threading.Condition()  # guards the three fields above and below
         self._closed = False
         atexit.register(self.close)
 
@@ -343,6 +353,9 @@ class ForkServerSandbox:
         bound = sorted({prefix, *config["paths"]})
         for path in bound:
             args += ["--ro-bind", path, path]
+        for path in config["paths"]:  # an installed agentrl would hand the code its tasks
+            if (Path(path) / "agentrl").is_dir():
+                args += ["--tmpfs", str(Path(path) / "agentrl")]
         # bwrap makes / and the folders above each mount 0700: the unprivileged code
         # could then open nothing by absolute path
         parents = {str(p) for path in bound for p in Path(path).parents}
@@ -361,52 +374,69 @@ class ForkServerSandbox:
         return _spawn_worker(command, env, tmp)
 
     def _take(self) -> _Worker:
-        with self._lock:
-            if self._closed:
-                raise SandboxUnavailable("this sandbox is closed")
-            start = self._started < self.workers and self._idle.empty()
-            if start:
-                self._started += 1
-        if start:
-            try:
-                return self._spawn()
-            except BaseException:
-                with self._lock:
-                    self._started -= 1
-                raise
-        return self._idle.get()
+        """An idle worker, a new one while fewer than `workers` run, or wait for one."""
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise SandboxUnavailable("this sandbox is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._started < self.workers:
+                    self._started += 1
+                    break
+                self._changed.wait()
+        return self._start_counted()
+
+    def _start_counted(self) -> _Worker:
+        """Start a worker whose slot is already counted; on failure free the slot."""
+        try:
+            return self._spawn()
+        except BaseException:
+            self._lose()
+            raise
+
+    def _lose(self) -> None:
+        """A worker is gone for good: free its slot and wake a waiter to start one."""
+        with self._changed:
+            self._started -= 1
+            self._changed.notify()
 
     def warm(self) -> None:
-        """Start every worker now (in parallel) rather than on first use."""
-        with self._lock:
+        """Start every missing worker now (in parallel) rather than on first use."""
+        with self._changed:
             missing = self.workers - self._started
             self._started = self.workers
         threads, made = [], []
+
+        def start() -> None:
+            with contextlib.suppress(SandboxUnavailable):  # a slot that failed is freed
+                made.append(self._start_counted())
+
         for _ in range(missing):
-            thread = threading.Thread(target=lambda: made.append(self._spawn()))
+            thread = threading.Thread(target=start)
             thread.start()
             threads.append(thread)
         for thread in threads:
             thread.join()
         for worker in made:
-            self._idle.put(worker)
-        with self._lock:
-            self._started -= missing - len(made)
+            self._give_back(worker)
 
     def run(
-        self, code: str, cells: list[str] | tuple[str, ...] = (), timeout_s: float | None = None
+        self,
+        code: str,
+        cells: list[str] | tuple[str, ...] = (),
+        timeout_s: float | None = None,
+        seed: int = 0,
     ) -> RunResult:
         timeout = float(timeout_s or self.limits.timeout_s)
         worker = self._take()
-        request = {"code": code, "cells": list(cells), "timeout_s": timeout}
+        request = {"code": code, "cells": list(cells), "timeout_s": timeout, "seed": seed}
         answer = worker.ask(request, timeout + 10.0)
         if answer is None:  # the server died (or hung): replace it
             worker.kill()
             try:
-                worker = self._spawn()
-            except SandboxUnavailable:
-                with self._lock:
-                    self._started -= 1
+                worker = self._start_counted()
+            except Exception:
                 return RunResult("", "", None, error="the sandbox worker died")
             self._give_back(worker)
             return RunResult("", "", None, error="the sandbox worker died and was replaced")
@@ -426,21 +456,22 @@ class ForkServerSandbox:
 
     def _give_back(self, worker: _Worker) -> None:
         """Back to the idle workers, or killed when the sandbox closed meanwhile."""
-        with self._lock:
-            closed = self._closed
-        if closed:
-            worker.kill()
-        else:
-            self._idle.put(worker)
+        with self._changed:
+            if not self._closed:
+                self._idle.append(worker)
+                self._changed.notify()
+                return
+        worker.kill()
 
     def close(self) -> None:
-        with self._lock:
+        """Stop the idle workers now and busy ones when their run ends; waiters raise."""
+        with self._changed:
             self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().kill()
-            except queue.Empty:
-                break
+            idle, self._idle = self._idle, []
+            self._changed.notify_all()
+        for worker in idle:
+            worker.kill()
+        atexit.unregister(self.close)
 
 
 # -- docker ----------------------------------------------------------------------------------
@@ -480,10 +511,14 @@ class DockerSandbox:
         self._client = client
 
     def run(
-        self, code: str, cells: list[str] | tuple[str, ...] = (), timeout_s: float | None = None
+        self,
+        code: str,
+        cells: list[str] | tuple[str, ...] = (),
+        timeout_s: float | None = None,
+        seed: int = 0,
     ) -> RunResult:
         timeout = float(timeout_s or self.limits.timeout_s)
-        script = _replay_script([*cells], code)
+        script = _replay_script([*cells], code, seed)
         started = time.monotonic()
         container = self._client.containers.run(
             self.image,
@@ -524,10 +559,11 @@ class DockerSandbox:
         self._client.close()
 
 
-def _replay_script(cells: list[str], code: str) -> str:
+def _replay_script(cells: list[str], code: str, seed: int = 0) -> str:
     """A script that runs `cells` silently, then `code` (the docker backend's session)."""
     return (
-        "import contextlib, io\n"
+        "import contextlib, io, random\n"
+        f"random.seed({int(seed)})\n"
         f"_cells = {json.dumps(cells)}\n"
         "_ns = {'__name__': '__main__'}\n"
         "_quiet = contextlib.redirect_stdout, contextlib.redirect_stderr\n"

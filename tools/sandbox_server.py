@@ -17,8 +17,10 @@ sandboxed interpreter, outside agentrl.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import random
 import resource
 import select
 import shutil
@@ -40,17 +42,24 @@ def main() -> None:
     for name in config.get("preload", []):
         with contextlib.suppress(Exception):  # a module the sandbox lacks: not preloaded
             __import__(name)
+    # Not dumpable: code running under the server's own uid (bwrap without root) cannot
+    # open its /proc/<pid>/fd (the protocol pipes) or attach to it.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
     channel_in, channel_out = sys.stdin.buffer, sys.stdout.buffer
     channel_out.write(b'{"ready": true}\n')
     channel_out.flush()
     for line in channel_in:
-        answer = run(json.loads(line), config)
-        channel_out.write(json.dumps(answer).encode() + b"\n")
+        reply = json.dumps(run(json.loads(line), config)).encode() + b"\n"
+        channel_out.write(reply)
         channel_out.flush()
+        # The next child is forked from this frame: it must not find this run's request
+        # or answer (another episode's code and output) among its locals.
+        del line, reply
 
 
 def run(request: dict, config: dict) -> dict:
-    shutil.rmtree(SCRATCH, ignore_errors=True)
+    shutil.rmtree(SCRATCH, ignore_errors=True)  # normally already gone (below)
     os.mkdir(SCRATCH, 0o700)
     uid = config.get("uid")
     if uid is not None:
@@ -67,6 +76,8 @@ def run(request: dict, config: dict) -> dict:
     else:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
+    # this run's mess is cleaned in this run, not charged to the next one
+    shutil.rmtree(SCRATCH, ignore_errors=True)
     limit = int(config["output_bytes"])
     stdout, cut_out = read(OUT, limit)
     stderr, cut_err = read(ERR, limit)
@@ -92,6 +103,11 @@ def child(request: dict, config: dict, timeout: float) -> None:
         err = os.open(ERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(null, 0)
         os.chdir(SCRATCH)
+        # A System V IPC namespace of its own: shared memory and semaphores made by one
+        # run die with it, and no run sees another's.
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(0x08000000) != 0 and config.get("sweep"):  # CLONE_NEWIPC
+            os._exit(71)  # isolated backends require it
         uid = config.get("uid")
         if uid is not None:  # an unprivileged uid of its own: RLIMIT_NPROC holds for it
             os.setgroups([])
@@ -104,6 +120,10 @@ def child(request: dict, config: dict, timeout: float) -> None:
             resource.setrlimit(getattr(resource, name), (value, value))
         os.environ.clear()
         os.environ.update({"HOME": SCRATCH, "PATH": "/usr/local/bin:/usr/bin:/bin"})
+        seed = int(request.get("seed", 0))
+        random.seed(seed)  # a replayed session draws what it drew the first time
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed(seed % 2**32)
         namespace = {"__name__": "__main__", "__builtins__": __builtins__}
         cells = [*request.get("cells", []), request["code"]]
         for index, cell in enumerate(cells):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -183,10 +184,15 @@ class CodeEnv(TextEnv):
                 "The <python> block is empty. Example: <python> print(2 ** 10) </python>"
             )
         started = time.perf_counter()
-        result = self.sandbox.run(code, cells=self.cells)
-        self.cells.append(code)
+        seed = zlib.crc32(f"{self.episode_seed}:{self.problem.id if self.problem else ''}".encode())
+        result = self.sandbox.run(code, cells=self.cells, seed=seed)
+        observation = result.observation()
+        if result.timed_out or result.error:  # replaying it would fail every later run
+            observation += "\n(This cell was not kept: later runs start without it.)"
+        else:
+            self.cells.append(code)
         self.last_output = result.stdout
-        tool = ToolResult("python", result.observation(), result.ok, time.perf_counter() - started)
+        tool = ToolResult("python", observation, result.ok, time.perf_counter() - started)
         self.tool_stats.add(tool)
         info = {
             "tool_call": "python",

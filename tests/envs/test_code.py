@@ -86,14 +86,35 @@ def test_errors_and_timeouts_are_observations():
 def test_the_gold_answer_is_not_in_the_sandbox():
     env = agentrl.make("code", split="test")
     env.reset(options={"task_index": 3})
-    code = (
+    gold = env.problem.answer
+    code = (  # looked for inside: the output budget would hide most of what is seen
         "import os\n"
-        "seen = [open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace') "
-        "for p in os.listdir('/proc') if p.isdigit()]\n"
-        "print(repr(dict(os.environ)), seen, os.listdir('/tmp'), os.listdir('.'))"
+        "seen = [repr(dict(os.environ)), repr(os.listdir('/tmp')), repr(os.listdir('.'))]\n"
+        "for p in os.listdir('/proc'):\n"
+        "    if p.isdigit():\n"
+        "        try:\n"
+        "            raw = open(f'/proc/{p}/cmdline', 'rb').read()\n"
+        "            seen.append(raw.decode(errors='replace'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        f"print('looked at', len(seen), 'found', any({gold!r} in s for s in seen))"
     )
     obs = env.step(f"python[{code}]")[0]
-    assert "<result>" in obs and env.problem.answer not in obs
+    assert "found False" in obs and "looked at" in obs
+    assert (
+        "agentrl" not in env.step("python[import agentrl]")[0].split("ModuleNotFoundError")[0][:0]
+    )
+    assert "ModuleNotFoundError" in env.step("python[import agentrl.envs.code.tasks]")[0]
+
+
+def test_a_cell_that_timed_out_is_not_replayed_and_draws_repeat():
+    env = CodeEnv(timeout_s=1.0)
+    env.reset(seed=0)
+    obs = env.step("python[import time\ntime.sleep(5)]")[0]
+    assert "Timed out" in obs and "not kept" in obs and env.cells == []
+    assert env.step("python[print(6 * 7)]")[0] == "<result>\n42\n</result>"
+    first = env.step("python[import random\nr = random.random()\nprint(r)]")[0]
+    assert env.step("python[print(r)]")[0] == first  # replayed with the same seed
 
 
 def test_answers_are_graded_within_tolerance():

@@ -156,12 +156,12 @@ def test_no_disk_filling(isolated):
 def test_no_background_process_survives(isolated):
     code = (
         "import subprocess\n"
-        "subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+        "subprocess.Popen(['sleep', '3187'], start_new_session=True)\n"
         "import os\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
         "    import time\n"
-        "    time.sleep(300)\n"
+        "    time.sleep(3187)\n"
         "print('left')"
     )
     assert isolated.run(code).stdout == "left\n"
@@ -169,7 +169,7 @@ def test_no_background_process_survives(isolated):
         "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))"
     )
     assert int(leftover.stdout) <= 4
-    host = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
+    host = subprocess.run(["pgrep", "-f", "sleep 3187"], capture_output=True, text=True)
     assert host.stdout.strip() == ""
 
 
@@ -179,7 +179,8 @@ def test_the_parent_cannot_be_killed(isolated):
         "import os, signal\nos.kill(1, signal.SIGKILL)",
         "import os, signal\nos.killpg(0, signal.SIGKILL)",
     ):
-        isolated.run(code)
+        result = isolated.run(code)
+        assert result.error is None  # the worker survived: nothing had to be replaced
         assert_next_runs(isolated)
 
 
@@ -188,7 +189,7 @@ def test_a_dead_worker_is_replaced():
     try:
         worker = box._take()
         worker.process.kill()  # the server dies under a request
-        box._idle.put(worker)
+        box._give_back(worker)
         result = box.run("print(1)")
         assert result.error is not None and not result.ok
         assert "Sandbox error" in result.observation()
@@ -223,3 +224,61 @@ def test_a_long_lived_worker_does_not_collect_file_descriptors(sandbox):
         sandbox.run("pass")
     result = sandbox.run("import os\nprint(len(os.listdir('/proc/self/fd')))")
     assert result.ok and int(result.stdout) < 10  # stdio, its output files, the listing
+
+
+def test_runs_share_nothing(isolated):
+    # one run's output is not in the next run's process, and System V shared memory
+    # made by one run is gone for the next (each run has its own IPC namespace)
+    isolated.run("print('secret-' + str(6 * 7 * 1000))")  # the marker is not in the code
+    code = (
+        "import sys\n"
+        "frames, f = [], sys._getframe()\n"
+        "while f:\n"
+        "    frames.append(repr(f.f_locals))\n"
+        "    f = f.f_back\n"
+        "print(('secret-' + str(42000)) in ''.join(frames))"
+    )
+    assert isolated.run(code).stdout == "False\n"
+    make = "import ctypes\nprint(ctypes.CDLL(None).shmget(4321, 4096, 0o1666))"
+    find = "import ctypes\nprint(ctypes.CDLL(None).shmget(4321, 4096, 0o666))"
+    assert int(isolated.run(make).stdout) >= 0
+    assert isolated.run(find).stdout == "-1\n"
+
+
+def test_a_seeded_session_draws_the_same_numbers(sandbox):
+    draw = "import random\nx = random.random()"
+    first = sandbox.run(draw + "\nprint(x)", seed=7).stdout
+    assert sandbox.run("print(x)", cells=[draw], seed=7).stdout == first  # replayed alike
+    assert sandbox.run(draw + "\nprint(x)", seed=8).stdout != first
+
+
+def test_a_worker_that_cannot_be_replaced_wakes_the_waiters():
+    import threading
+
+    box = open_sandbox("bwrap")
+    try:
+        worker = box._take()
+        worker.process.kill()
+        box._give_back(worker)
+
+        def fail():
+            raise SandboxUnavailable("no more sandboxes")
+
+        box._spawn = fail
+        outcomes = []
+
+        def run():
+            try:
+                outcomes.append(box.run("print(1)").error)
+            except SandboxUnavailable as exc:
+                outcomes.append(str(exc))
+
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert not any(t.is_alive() for t in threads) and len(outcomes) == 3
+        assert box._started == 0
+    finally:
+        box.close()
