@@ -253,8 +253,6 @@ def test_arpo_format_reward():
     assert episode("<think>ok</think>", r"\boxed{{nobody}}") == 0.0
     env.reset(options={"task_index": 0})  # actions made outside a rollout carry no reply
     assert env.step(f"answer[\\boxed{{{gold}}}]")[1] == 1.0
-    env.reset(options={"task_index": 0})
-    assert SearchEnv(split="test", format_reward="arpo", max_turns=1).reset(seed=0) and True
     limited = SearchEnv(split="test", format_reward="arpo", max_turns=1)
     limited.reset(options={"task_index": 0})
     assert limited.step("search[x]")[1] == -1.0  # no answer within the budget
